@@ -1,0 +1,201 @@
+//! printwatch's use of NATS, in one place, so every service connects,
+//! names its stream and buckets, and publishes events the same way.
+//!
+//! - [`connect`]: a client from `[nats]` (user/password, token, creds file,
+//!   nkey, TLS), retrying until the server answers.
+//! - [`ensure_stream`] / [`ensure_bucket`]: create or update the events
+//!   stream and the `printwatch_*` key-value buckets, whichever service
+//!   starts first (SPEC §3.2).
+//! - [`publish_event`]: publish with `Nats-Msg-Id` = the event id and retry
+//!   with the same id, so JetStream's duplicate window makes a retry safe.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use async_nats::{ConnectOptions, HeaderMap};
+use printwatch_config::{NatsAuth, NatsConfig};
+use printwatch_events::{AlertEvent, Names, TransitionKind, event};
+
+/// How long JetStream remembers a `Nats-Msg-Id` to drop a duplicate publish.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// What went wrong talking to NATS.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot read NATS credentials file {path}: {source}")]
+    Credentials { path: String, source: std::io::Error },
+    #[error("NATS refused the credentials: {0}")]
+    Auth(String),
+    #[error("cannot connect to NATS at {urls}: {reason}")]
+    Connect { urls: String, reason: String },
+    #[error("cannot create or update stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("cannot open key-value bucket {bucket}: {reason}")]
+    Bucket { bucket: String, reason: String },
+    #[error("publishing event {event_id} failed after {attempts} attempts: {reason}")]
+    Publish { event_id: String, attempts: u32, reason: String },
+}
+
+/// Connects to NATS as `[nats]` says. Authentication and TLS setup errors
+/// are returned at once; an unreachable server is retried with backoff up
+/// to `attempts` times (`None`: until it answers).
+pub async fn connect(cfg: &NatsConfig, client_name: &str, attempts: Option<u32>) -> Result<async_nats::Client, BusError> {
+    let urls = cfg.urls.join(",");
+    let mut delay = Duration::from_millis(200);
+    let mut tried = 0u32;
+    loop {
+        tried += 1;
+        let options = options(cfg, client_name).await?;
+        match options.connect(urls.as_str()).await {
+            Ok(client) => return Ok(client),
+            Err(err) => {
+                use async_nats::ConnectErrorKind as K;
+                let reason = err.to_string();
+                match err.kind() {
+                    K::Authentication | K::AuthorizationViolation => return Err(BusError::Auth(reason)),
+                    K::Tls | K::ServerParse => return Err(BusError::Connect { urls, reason }),
+                    _ => {}
+                }
+                if attempts.is_some_and(|max| tried >= max) {
+                    return Err(BusError::Connect { urls, reason });
+                }
+                tracing::warn!(nats.urls = %urls, error = %reason, retry_in = ?delay, "NATS not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn options(cfg: &NatsConfig, client_name: &str) -> Result<ConnectOptions, BusError> {
+    let mut options = ConnectOptions::new()
+        .name(cfg.name.clone().unwrap_or_else(|| client_name.to_owned()))
+        .connection_timeout(cfg.connect_timeout)
+        .max_reconnects(None);
+    options = match &cfg.auth {
+        NatsAuth::None => options,
+        NatsAuth::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.expose().to_owned())
+        }
+        NatsAuth::Token(token) => options.token(token.expose().to_owned()),
+        NatsAuth::NkeySeed(seed) => options.nkey(seed.expose().to_owned()),
+        NatsAuth::CredsFile(path) => options
+            .credentials_file(path)
+            .await
+            .map_err(|source| BusError::Credentials { path: path.display().to_string(), source })?,
+    };
+    if let Some(tls) = &cfg.tls {
+        options = options.require_tls(tls.required);
+        if let Some(ca) = &tls.ca_file {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
+    Ok(options)
+}
+
+/// Creates the events stream, or updates it to the settings printwatch
+/// needs: file storage, the events wildcard, a duplicate window.
+pub async fn ensure_stream(js: &jetstream::Context, names: &Names, replicas: usize) -> Result<stream::Info, BusError> {
+    let config = stream::Config {
+        name: names.stream.clone(),
+        subjects: vec![names.events_wildcard()],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas.max(1),
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        description: Some("printwatch alert events (occurred / recovered)".into()),
+        ..Default::default()
+    };
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| BusError::Stream { stream: names.stream.clone(), reason: e.to_string() })
+}
+
+/// Opens a key-value bucket, creating it (file storage, one value per key)
+/// if it does not exist yet.
+pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, BusError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    let created = js
+        .create_key_value(kv::Config {
+            bucket: bucket.to_owned(),
+            history: 1,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        // Another service may have created it between our get and create.
+        Err(e) => js
+            .get_key_value(bucket)
+            .await
+            .map_err(|_| BusError::Bucket { bucket: bucket.to_owned(), reason: e.to_string() }),
+    }
+}
+
+/// How hard [`publish_event`] tries.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishPolicy {
+    /// Attempts in all, at least one.
+    pub attempts: u32,
+    /// How long to wait for the server's ack of one attempt.
+    pub ack_timeout: Duration,
+}
+
+/// Publishes one event on its subject with `Nats-Msg-Id`, waiting for the
+/// stream's ack and retrying with the same id on failure (async-nats does
+/// not retry a publish that finds no stream, so this does).
+/// Returns the stream sequence and whether JetStream saw it as a duplicate.
+pub async fn publish_event(
+    js: &jetstream::Context,
+    names: &Names,
+    ev: &AlertEvent,
+    policy: PublishPolicy,
+) -> Result<(u64, bool), BusError> {
+    let checked_item = ev.item.parse().map_err(|e: printwatch_events::UnknownItem| BusError::Publish {
+        event_id: ev.event_id.clone(),
+        attempts: 0,
+        reason: e.to_string(),
+    })?;
+    let transition = match ev.transition() {
+        printwatch_events::Transition::Recovered => TransitionKind::Recovered,
+        _ => TransitionKind::Occurred,
+    };
+    let subject = names.event_subject(&ev.device_id, transition, checked_item);
+    let payload = bytes::Bytes::from(event::encode(ev));
+    let mut delay = Duration::from_millis(100);
+    let mut last = String::new();
+    for attempt in 1..=policy.attempts.max(1) {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, ev.event_id.as_str());
+        let result = async {
+            let ack = js
+                .publish_with_headers(subject.clone(), headers, payload.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::time::timeout(policy.ack_timeout, ack)
+                .await
+                .map_err(|_| "timed out waiting for the stream's ack".to_owned())?
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(ack) => return Ok((ack.sequence, ack.duplicate)),
+            Err(reason) => {
+                tracing::warn!(event.id = %ev.event_id, attempt, error = %reason, "publish failed, retrying with the same id");
+                last = reason;
+                if attempt < policy.attempts {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+    Err(BusError::Publish { event_id: ev.event_id.clone(), attempts: policy.attempts.max(1), reason: last })
+}

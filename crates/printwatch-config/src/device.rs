@@ -1,0 +1,352 @@
+//! `[[devices]]`: the printers one agent watches, and what their mails say
+//! about them (name, location, addresses, the device's own mail address).
+//!
+//! A device's `id` is a NATS subject token and a key-value key, so it is
+//! checked with `printwatch_events::subject::is_token`; ids and mail
+//! addresses are unique across the fleet file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::read::{Reader, Scope, Section, echo};
+use crate::secret::{Secret, device_community_var};
+use crate::source::{self, DEFAULT_COMMUNITY, DeviceSource, Parsed, SOURCE_FORMS, SnmpSource};
+use crate::validate;
+
+/// The model named when a device's `model` is absent.
+pub const DEFAULT_MODEL: &str = "RICOH IP C6020";
+
+/// One `[[devices]]` entry.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// Unique id; a subject token (`lobby-1`).
+    pub id: String,
+    /// Display name; the id when absent.
+    pub name: String,
+    /// Where it stands, for the mail body.
+    pub location: String,
+    pub model: String,
+    pub serial: String,
+    /// The device's notification address: From: of its alerts, To: of its
+    /// request mails. Unique across devices.
+    pub mail_address: Option<String>,
+    pub source: DeviceSource,
+    /// Added to this device's alert mails after `[alerts] common_body`.
+    pub common_body: Option<String>,
+    /// Groups that get every alert of this device, besides the item's.
+    pub extra_groups: Vec<String>,
+    /// Protocol settings a mail body shows (SPEC §1.1).
+    pub host_name: Option<String>,
+    pub addresses: Vec<IpAddr>,
+    /// Enabled protocols as the body lists them, e.g. `IPP`, `SNMPv2c`.
+    pub protocols: Vec<String>,
+    pub mac_address: Option<String>,
+    /// `[devices.simulated]`: only for `source = "simulated"`.
+    pub simulated: SimulatedSettings,
+}
+
+/// Initial state of a simulated device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimulatedSettings {
+    /// Toner remaining at start, 0..=100 (default 100).
+    pub toner_level_percent: u8,
+    /// How long after the agent starts the simulated printer answers no
+    /// read, like a printer right after power-on (default 0s).
+    pub boot_delay: Duration,
+}
+
+impl Default for SimulatedSettings {
+    fn default() -> Self {
+        SimulatedSettings {
+            toner_level_percent: 100,
+            boot_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Reads every `[[devices]]`; `groups` are the names in `[alerts.groups]`.
+pub(crate) fn read(
+    r: &mut Reader<'_>,
+    root: &mut Section<'_>,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Vec<DeviceConfig> {
+    let mut out = Vec::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut addresses: HashMap<String, String> = HashMap::new();
+    for mut s in r.tables(root, "devices") {
+        let device = device(r, &mut s, groups);
+        if let Some(d) = device {
+            if let Some(first) = ids.get(&d.id) {
+                r.problem(
+                    s.key("id"),
+                    format!("duplicate device id {} (also {first})", echo(&d.id)),
+                );
+            } else {
+                ids.insert(d.id.clone(), s.key("id"));
+            }
+            if let Some(addr) = &d.mail_address {
+                let lower = addr.to_lowercase();
+                if let Some(first) = addresses.get(&lower) {
+                    r.problem(
+                        s.key("mail_address"),
+                        format!("{} is already the mail address of {first}", echo(addr)),
+                    );
+                } else {
+                    addresses.insert(lower, s.key("mail_address"));
+                }
+            }
+            out.push(d);
+        }
+        r.finish(s);
+    }
+    out
+}
+
+fn single_line(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str) -> Option<String> {
+    let v = r.string(s, key)?;
+    match validate::header_text(&v) {
+        Ok(()) => Some(v),
+        Err(e) => {
+            r.problem(s.key(key), e);
+            None
+        }
+    }
+}
+
+fn device(
+    r: &mut Reader<'_>,
+    s: &mut Section<'_>,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Option<DeviceConfig> {
+    let id = r.string(s, "id");
+    let id = match id {
+        None if !s.has("id") => {
+            r.problem(
+                s.key("id"),
+                "required: a device id of letters, digits, - and _, such as lobby-1",
+            );
+            None
+        }
+        None => None,
+        Some(id) => match validate::token(&id, "a device id") {
+            Ok(()) => Some(id),
+            Err(e) => {
+                r.problem(s.key("id"), e);
+                None
+            }
+        },
+    };
+    let name = single_line(r, s, "name");
+    let location = single_line(r, s, "location").unwrap_or_default();
+    let model = single_line(r, s, "model").unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+    let serial = single_line(r, s, "serial").unwrap_or_default();
+    let mail_address = r
+        .string(s, "mail_address")
+        .and_then(|a| match validate::email(&a) {
+            Ok(()) => Some(a),
+            Err(e) => {
+                r.problem(s.key("mail_address"), e);
+                None
+            }
+        });
+    let parsed = match r.string(s, "source") {
+        Some(text) => match source::parse(&text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                r.problem(s.key("source"), e);
+                None
+            }
+        },
+        None if !s.has("source") => {
+            r.problem(s.key("source"), format!("required: {SOURCE_FORMS}"));
+            None
+        }
+        None => None,
+    };
+    // The override is applied here, not in `secret`, so a community in the
+    // URL and one in the keys can be told apart from an override.
+    let community_key = r.secret(s, "community", Scope::Devices, None);
+    let community_override = id
+        .as_deref()
+        .and_then(|id| r.env.var(&device_community_var(id)))
+        .filter(|v| !v.is_empty());
+    let common_body = r
+        .string(s, "common_body")
+        .and_then(|b| match validate::body_text(&b) {
+            Ok(()) => Some(b),
+            Err(e) => {
+                r.problem(s.key("common_body"), e);
+                None
+            }
+        });
+    let extra_groups = group_refs(r, s, "extra_groups", groups);
+    let host_name = r
+        .string(s, "host_name")
+        .and_then(|h| match validate::host(&h) {
+            Ok(()) => Some(h),
+            Err(e) => {
+                r.problem(s.key("host_name"), e);
+                None
+            }
+        });
+    let mut ip_addresses = Vec::new();
+    for (key, text) in r.strings(s, "addresses").unwrap_or_default() {
+        match text.trim().parse::<IpAddr>() {
+            Ok(a) => ip_addresses.push(a),
+            Err(_) => r.problem(
+                key,
+                format!(
+                    "expected an IPv4 or IPv6 address such as 192.0.2.10, found {}",
+                    echo(&text)
+                ),
+            ),
+        }
+    }
+    let mut protocols = Vec::new();
+    for (key, text) in r.strings(s, "protocols").unwrap_or_default() {
+        match validate::header_text(&text) {
+            Ok(()) if !text.trim().is_empty() => protocols.push(text),
+            Ok(()) => r.problem(key, "must not be empty"),
+            Err(e) => r.problem(key, e),
+        }
+    }
+    let mac_address = r.string(s, "mac_address").and_then(|m| {
+        if is_mac(&m) {
+            Some(m)
+        } else {
+            r.problem(
+                s.key("mac_address"),
+                format!(
+                    "expected a MAC address such as 00:00:74:12:34:56, found {}",
+                    echo(&m)
+                ),
+            );
+            None
+        }
+    });
+    let mut simulated = SimulatedSettings::default();
+    if let Some(mut t) = r.table(s, "simulated") {
+        if !matches!(parsed, Some(Parsed::Simulated) | None) {
+            r.problem(
+                t.path.clone(),
+                "only for a device with source = \"simulated\"",
+            );
+        }
+        if let Some(n) = r.integer(
+            &mut t,
+            "toner_level_percent",
+            0,
+            100,
+            "a percentage 0..=100",
+        ) {
+            simulated.toner_level_percent = u8::try_from(n).unwrap_or(100);
+        }
+        if let Some(d) = r.duration(
+            &mut t,
+            "boot_delay",
+            Duration::ZERO,
+            Duration::from_secs(24 * 3600),
+        ) {
+            simulated.boot_delay = d;
+        }
+        r.finish(t);
+    }
+
+    let source = match parsed? {
+        Parsed::Simulated | Parsed::Ipp(_) if community_key.is_given() => {
+            r.problem(s.key("community"), "only for an snmp:// source");
+            return None;
+        }
+        Parsed::Simulated => DeviceSource::Simulated,
+        Parsed::Ipp(ipp) => DeviceSource::Ipp(ipp),
+        Parsed::Snmp {
+            host,
+            port,
+            community,
+        } => {
+            if community.is_some() && community_key.is_given() {
+                r.problem(
+                    s.key("community"),
+                    "the source URL gives the community too; give it in one place",
+                );
+            }
+            let community = match (
+                community_override,
+                community_key.or_placeholder(),
+                community,
+            ) {
+                (Some(v), _, _) => Secret::new(v),
+                (None, Some(k), _) => k,
+                (None, None, Some(u)) => Secret::new(u),
+                (None, None, None) => Secret::new(DEFAULT_COMMUNITY),
+            };
+            DeviceSource::Snmp(SnmpSource {
+                host,
+                port,
+                community,
+            })
+        }
+    };
+    let id = id?;
+    Some(DeviceConfig {
+        name: name.unwrap_or_else(|| id.clone()),
+        id,
+        location,
+        model,
+        serial,
+        mail_address,
+        source,
+        common_body,
+        extra_groups,
+        host_name,
+        addresses: ip_addresses,
+        protocols,
+        mac_address,
+        simulated,
+    })
+}
+
+/// A list of group names that must exist in `[alerts.groups]`.
+pub(crate) fn group_refs(
+    r: &mut Reader<'_>,
+    s: &mut Section<'_>,
+    key: &str,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (path, name) in r.strings(s, key).unwrap_or_default() {
+        if !groups.contains_key(&name) {
+            let known: Vec<&str> = groups.keys().map(String::as_str).collect();
+            let hint = match crate::read::closest(&name, &known) {
+                Some(near) => format!(" (did you mean `{near}`?)"),
+                None => String::new(),
+            };
+            let listed = if known.is_empty() {
+                "none are defined".to_owned()
+            } else {
+                format!("defined: {}", known.join(", "))
+            };
+            r.problem(
+                path,
+                format!(
+                    "no group {} in [alerts.groups]{hint}; {listed}",
+                    echo(&name)
+                ),
+            );
+        } else if out.contains(&name) {
+            r.problem(path, format!("group {} is listed twice", echo(&name)));
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
+
+fn is_mac(m: &str) -> bool {
+    let parts: Vec<&str> = m.split([':', '-']).collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}

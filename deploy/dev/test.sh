@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs all of printwatch's checks and tests against real servers: format,
+# lints, unit tests and end-to-end tests (private nats-servers per test,
+# the local Postfix + Dovecot mail bed). Installs what it needs; safe to run
+# twice. Stops only the mail bed it started itself.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+. deploy/dev/lib.sh
+
+pw_require_rust
+pw_apt_install nats-server ca-certificates
+
+started_mail=0
+if ! deploy/dev/mailbed.sh status >/dev/null 2>&1; then
+  deploy/dev/mailbed.sh start >/dev/null
+  started_mail=1
+fi
+cleanup() {
+  if [ "$started_mail" = 1 ]; then deploy/dev/mailbed.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all --check
+echo "== cargo clippy" >&2
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== tests" >&2
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
