@@ -57,7 +57,9 @@ fn config_check_names_a_missing_secret_file_but_never_a_secret() {
 #[test]
 fn config_check_accepts_the_documented_example() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/printwatch.example.toml");
-    let out = run_bin("printwatch", &["config", "check", example]).unwrap();
+    // The example names secrets and certificates of a deployment, so only
+    // the file itself can be checked here.
+    let out = run_bin("printwatch", &["config", "check", "--file-only", example]).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("valid"));
 }
@@ -116,4 +118,23 @@ async fn commands_fail_with_a_one_line_reason() {
     let out = run_bin("printwatch", &["--agent", &url, "devices"]).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot reach the agent"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn config_check_reads_the_secrets_a_valid_file_names_unless_told_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("valid.toml");
+    std::fs::write(
+        &file,
+        "[nats]\nurl = \"nats://127.0.0.1:4222\"\ntoken_file = \"missing-token\"\n",
+    )
+    .unwrap();
+    let out = run_bin("printwatch", &["config", "check", file.to_str().unwrap()]).unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nats.token_file"), "{stderr}");
+    assert!(stderr.contains("missing-token"), "{stderr}");
+
+    let out = run_bin("printwatch", &["config", "check", "--file-only", file.to_str().unwrap()]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -120,17 +120,30 @@ pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usiz
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
+    // The bucket's stream is created here rather than with
+    // `Context::create_key_value`, which first asks for the account info and
+    // cannot parse the answer of a NATS 2.9 server (Debian 12's). The stream
+    // is exactly what a KV bucket is (see async-nats `kv_to_stream_config`).
     let created = js
-        .create_key_value(kv::Config {
-            bucket: bucket.to_owned(),
-            history: 1,
-            storage: jetstream::stream::StorageType::File,
+        .create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(format!("printwatch key-value bucket {bucket}")),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
             num_replicas: replicas.max(1),
+            discard: stream::DiscardPolicy::New,
             ..Default::default()
         })
         .await;
     match created {
-        Ok(store) => Ok(store),
+        Ok(_) => js
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| BusError::Bucket { bucket: bucket.to_owned(), reason: e.to_string() }),
         // Another service may have created it between our get and create.
         Err(e) => js
             .get_key_value(bucket)

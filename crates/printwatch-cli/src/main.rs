@@ -58,7 +58,16 @@ enum Command {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config file; exit 0, or 2 naming each bad key and why.
-    Check { file: PathBuf },
+    ///
+    /// Also reads every secret and file the config names (`*_file`,
+    /// `*_env`, certificates), as the services will at start.
+    Check {
+        file: PathBuf,
+        /// Check the file alone: do not read the secrets and files it names
+        /// (for checking a config away from where it is deployed).
+        #[arg(long)]
+        file_only: bool,
+    },
 }
 
 /// A failure with the exit code it deserves.
@@ -86,8 +95,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
-        return check(file, cli.json);
+    if let Command::Config { command: ConfigCommand::Check { file, file_only } } = &cli.command {
+        return check(file, *file_only, cli.json);
     }
     let cfg = load(&cli)?;
     let url = match (&cli.agent, &cfg) {
@@ -126,8 +135,10 @@ fn load(cli: &Cli) -> Result<Option<Config>, Failure> {
         .map_err(|e| Failure { code: 2, message: format!("invalid configuration\n{e}") })
 }
 
-fn check(file: &std::path::Path, as_json: bool) -> Result<(), Failure> {
-    match printwatch_config::load(file, &ProcessEnv) {
+fn check(file: &std::path::Path, file_only: bool, as_json: bool) -> Result<(), Failure> {
+    let checked = printwatch_config::load(file, &ProcessEnv)
+        .and_then(|cfg| if file_only { Ok(cfg) } else { cfg.require_resolved().map(|()| cfg) });
+    match checked {
         Ok(cfg) => {
             if as_json {
                 println!("{}", serde_json::json!({"file": file.display().to_string(), "valid": true, "devices": cfg.devices.len()}));

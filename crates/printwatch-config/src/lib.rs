@@ -116,7 +116,11 @@ fn parse_from(
     r.finish(root);
 
     if !r.problems.is_empty() {
-        return Err(ConfigError::new(file, r.problems));
+        // The file must be fixed anyway: name every problem at once,
+        // unreadable secrets and files included.
+        let mut problems = r.problems;
+        problems.extend(r.deferred.into_iter().map(|d| d.problem));
+        return Err(ConfigError::new(file, problems));
     }
     Ok(Config {
         nats,
