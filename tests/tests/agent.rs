@@ -44,26 +44,46 @@ fn raise(device: &str, item: &str, detail: &str) -> SetConditionRequest {
 }
 
 fn clear(device: &str, item: &str) -> SetConditionRequest {
-    SetConditionRequest { device_id: device.into(), item: item.into(), active: false, ..Default::default() }
+    SetConditionRequest {
+        device_id: device.into(),
+        item: item.into(),
+        active: false,
+        ..Default::default()
+    }
 }
 
 fn toner(device: &str, level: i32) -> SetConditionRequest {
-    SetConditionRequest { device_id: device.into(), toner_level_percent: Some(level), ..Default::default() }
+    SetConditionRequest {
+        device_id: device.into(),
+        toner_level_percent: Some(level),
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
-async fn raising_a_condition_puts_exactly_one_occurred_event_on_the_stream_and_clearing_it_one_recovered() {
+async fn raising_a_condition_puts_exactly_one_occurred_event_on_the_stream_and_clearing_it_one_recovered()
+ {
     let fx = AgentFixture::start(FLEET).await.unwrap();
     fx.wait_until_read("p1", WAIT).await.unwrap();
     let mut client = fx.client().await.unwrap();
 
-    let resp = client.set_condition(raise("p1", "paper_jam", "Tray 2")).await.unwrap().into_inner();
+    let resp = client
+        .set_condition(raise("p1", "paper_jam", "Tray 2"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(resp.changed);
     let events = fx.wait_for_events(1, WAIT).await.unwrap();
     assert_eq!(events.len(), 1);
     let occurred = &events[0];
-    assert_eq!(occurred.subject, format!("{}.event.p1.occurred.paper_jam", fx.names.subject_prefix));
-    assert_eq!(occurred.msg_id.as_deref(), Some(occurred.event.event.event_id.as_str()));
+    assert_eq!(
+        occurred.subject,
+        format!("{}.event.p1.occurred.paper_jam", fx.names.subject_prefix)
+    );
+    assert_eq!(
+        occurred.msg_id.as_deref(),
+        Some(occurred.event.event.event_id.as_str())
+    );
     assert_eq!(occurred.event.item, AlertItem::PaperJam);
     assert_eq!(occurred.event.transition, TransitionKind::Occurred);
     assert_eq!(occurred.event.event.device_id, "p1");
@@ -74,27 +94,50 @@ async fn raising_a_condition_puts_exactly_one_occurred_event_on_the_stream_and_c
     let protocols = occurred.event.event.protocols.clone().unwrap();
     assert_eq!(protocols.host_name, "lobby-c6020");
     assert_eq!(protocols.ipv4_addresses, vec!["192.0.2.10".to_owned()]);
-    let observed = printwatch_events::event::to_system_time(occurred.event.event.observed_at.as_ref());
-    let age = std::time::SystemTime::now().duration_since(observed).unwrap();
+    let observed =
+        printwatch_events::event::to_system_time(occurred.event.event.observed_at.as_ref());
+    let age = std::time::SystemTime::now()
+        .duration_since(observed)
+        .unwrap();
     assert!(age < Duration::from_secs(60), "observed_at is {age:?} old");
 
     // Raising it again changes nothing and publishes nothing.
-    let again = client.set_condition(raise("p1", "paper_jam", "Tray 2")).await.unwrap().into_inner();
+    let again = client
+        .set_condition(raise("p1", "paper_jam", "Tray 2"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!again.changed);
     // Several polls pass; still one event.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(fx.events().await.unwrap().len(), 1);
 
-    let cleared = client.set_condition(clear("p1", "paper_jam")).await.unwrap().into_inner();
+    let cleared = client
+        .set_condition(clear("p1", "paper_jam"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(cleared.changed);
     let events = fx.wait_for_events(2, WAIT).await.unwrap();
     assert_eq!(events.len(), 2);
     let recovered = &events[1];
-    assert_eq!(recovered.subject, format!("{}.event.p1.recovered.paper_jam", fx.names.subject_prefix));
+    assert_eq!(
+        recovered.subject,
+        format!("{}.event.p1.recovered.paper_jam", fx.names.subject_prefix)
+    );
     assert_eq!(recovered.event.transition, TransitionKind::Recovered);
-    assert_eq!(recovered.event.event.occurred_event_id, occurred.event.event.event_id);
-    assert_ne!(recovered.event.event.event_id, occurred.event.event.event_id);
-    assert_eq!(recovered.msg_id.as_deref(), Some(recovered.event.event.event_id.as_str()));
+    assert_eq!(
+        recovered.event.event.occurred_event_id,
+        occurred.event.event.event_id
+    );
+    assert_ne!(
+        recovered.event.event.event_id,
+        occurred.event.event.event_id
+    );
+    assert_eq!(
+        recovered.msg_id.as_deref(),
+        Some(recovered.event.event.event_id.as_str())
+    );
 }
 
 #[tokio::test]
@@ -102,9 +145,18 @@ async fn an_agent_killed_and_restarted_announces_only_what_changed_while_it_was_
     let mut fx = AgentFixture::start(FLEET).await.unwrap();
     fx.wait_until_read("p1", WAIT).await.unwrap();
     let mut client = fx.client().await.unwrap();
-    client.set_condition(raise("p1", "cover_open", "Front cover")).await.unwrap();
-    client.set_condition(raise("p1", "toner_empty", "Black")).await.unwrap();
-    client.set_condition(raise("p2", "paper_out", "Tray 1")).await.unwrap();
+    client
+        .set_condition(raise("p1", "cover_open", "Front cover"))
+        .await
+        .unwrap();
+    client
+        .set_condition(raise("p1", "toner_empty", "Black"))
+        .await
+        .unwrap();
+    client
+        .set_condition(raise("p2", "paper_out", "Tray 1"))
+        .await
+        .unwrap();
     assert_eq!(fx.wait_for_events(3, WAIT).await.unwrap().len(), 3);
 
     fx.agent.kill();
@@ -112,12 +164,23 @@ async fn an_agent_killed_and_restarted_announces_only_what_changed_while_it_was_
     // While the agent is down the printer's toner is replaced and its tray
     // removed; the cover stays open.
     let js = fx.jetstream().await.unwrap();
-    let sim: kv::Store = js.get_key_value(format!("{}simulated", fx.names.bucket_prefix)).await.unwrap();
-    let entry = sim.get("p1").await.unwrap().expect("simulator state stored");
+    let sim: kv::Store = js
+        .get_key_value(format!("{}simulated", fx.names.bucket_prefix))
+        .await
+        .unwrap();
+    let entry = sim
+        .get("p1")
+        .await
+        .unwrap()
+        .expect("simulator state stored");
     let mut state: SimState = serde_json::from_slice(&entry).unwrap();
     state.conditions.remove(&AlertItem::TonerEmpty);
-    state.conditions.insert(AlertItem::TrayError, "Tray 2 missing".into());
-    sim.put("p1", serde_json::to_vec(&state).unwrap().into()).await.unwrap();
+    state
+        .conditions
+        .insert(AlertItem::TrayError, "Tray 2 missing".into());
+    sim.put("p1", serde_json::to_vec(&state).unwrap().into())
+        .await
+        .unwrap();
 
     fx.agent.restart().unwrap();
     fx.wait_for_grpc(WAIT).await.unwrap();
@@ -127,11 +190,22 @@ async fn an_agent_killed_and_restarted_announces_only_what_changed_while_it_was_
     // Let a few more polls pass to catch anything extra.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let events_after = fx.events().await.unwrap();
-    assert_eq!(events_after.len(), 5, "{:?}", events_after.iter().map(|e| &e.subject).collect::<Vec<_>>());
+    assert_eq!(
+        events_after.len(),
+        5,
+        "{:?}",
+        events_after.iter().map(|e| &e.subject).collect::<Vec<_>>()
+    );
     let new: Vec<String> = events[3..].iter().map(|e| e.subject.clone()).collect();
     let p = &fx.names.subject_prefix;
-    assert!(new.contains(&format!("{p}.event.p1.recovered.toner_empty")), "{new:?}");
-    assert!(new.contains(&format!("{p}.event.p1.occurred.tray_error")), "{new:?}");
+    assert!(
+        new.contains(&format!("{p}.event.p1.recovered.toner_empty")),
+        "{new:?}"
+    );
+    assert!(
+        new.contains(&format!("{p}.event.p1.occurred.tray_error")),
+        "{new:?}"
+    );
 
     let status = client_status(&fx, "p1").await;
     let items: Vec<&str> = status.conditions.iter().map(|c| c.item.as_str()).collect();
@@ -141,7 +215,9 @@ async fn an_agent_killed_and_restarted_announces_only_what_changed_while_it_was_
 async fn client_status(fx: &AgentFixture, device: &str) -> printwatch_proto::v1::DeviceStatus {
     let mut client = fx.client().await.unwrap();
     client
-        .get_device_status(GetDeviceStatusRequest { device_id: device.into() })
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: device.into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -153,16 +229,55 @@ async fn toner_low_level_fires_once_below_the_threshold_and_recovers_once_above_
     fx.wait_until_read("p2", WAIT).await.unwrap();
     let mut client = fx.client().await.unwrap();
 
-    assert!(!client.set_condition(toner("p2", 50)).await.unwrap().into_inner().changed);
-    assert!(client.set_condition(toner("p2", 15)).await.unwrap().into_inner().changed);
-    assert!(!client.set_condition(toner("p2", 10)).await.unwrap().into_inner().changed);
+    assert!(
+        !client
+            .set_condition(toner("p2", 50))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+    assert!(
+        client
+            .set_condition(toner("p2", 15))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+    assert!(
+        !client
+            .set_condition(toner("p2", 10))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
     let events = fx.wait_for_events(1, WAIT).await.unwrap();
     assert_eq!(events[0].event.item, AlertItem::TonerLowLevel);
     assert_eq!(events[0].event.transition, TransitionKind::Occurred);
-    assert!(events[0].event.event.detail.contains("15%"), "{}", events[0].event.event.detail);
+    assert!(
+        events[0].event.event.detail.contains("15%"),
+        "{}",
+        events[0].event.event.detail
+    );
 
-    assert!(client.set_condition(toner("p2", 40)).await.unwrap().into_inner().changed);
-    assert!(!client.set_condition(toner("p2", 90)).await.unwrap().into_inner().changed);
+    assert!(
+        client
+            .set_condition(toner("p2", 40))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
+    assert!(
+        !client
+            .set_condition(toner("p2", 90))
+            .await
+            .unwrap()
+            .into_inner()
+            .changed
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let events = fx.events().await.unwrap();
     assert_eq!(events.len(), 2);
@@ -172,7 +287,10 @@ async fn toner_low_level_fires_once_below_the_threshold_and_recovers_once_above_
     let status = client_status(&fx, "p2").await;
     assert_eq!(status.supplies[0].level_percent, 90);
     // toner_low_level follows the level; it cannot be raised by hand.
-    let err = client.set_condition(raise("p2", "toner_low_level", "")).await.unwrap_err();
+    let err = client
+        .set_condition(raise("p2", "toner_low_level", ""))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
 }
 
@@ -186,25 +304,46 @@ async fn a_device_that_has_not_been_read_answers_unavailable_and_bad_requests_ar
     let mut client = fx.client().await.unwrap();
 
     let err = client
-        .get_device_status(GetDeviceStatusRequest { device_id: "booting".into() })
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: "booting".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     let err = client
-        .get_device_status(GetDeviceStatusRequest { device_id: "nope".into() })
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: "nope".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    let err = client.set_condition(raise("p1", "coffee_empty", "")).await.unwrap_err();
+    let err = client
+        .set_condition(raise("p1", "coffee_empty", ""))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     let err = client.set_condition(toner("p1", 101)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
-    let list = client.list_devices(ListDevicesRequest {}).await.unwrap().into_inner();
-    let ids: Vec<String> = list.devices.iter().map(|d| d.device.clone().unwrap().id).collect();
+    let list = client
+        .list_devices(ListDevicesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<String> = list
+        .devices
+        .iter()
+        .map(|d| d.device.clone().unwrap().id)
+        .collect();
     assert_eq!(ids, vec!["booting", "p1", "p2"]);
-    assert_eq!(list.devices[0].state, printwatch_proto::v1::DeviceState::Unknown as i32);
-    assert_eq!(list.devices[1].state, printwatch_proto::v1::DeviceState::Ready as i32);
+    assert_eq!(
+        list.devices[0].state,
+        printwatch_proto::v1::DeviceState::Unknown as i32
+    );
+    assert_eq!(
+        list.devices[1].state,
+        printwatch_proto::v1::DeviceState::Ready as i32
+    );
 }
 
 #[tokio::test]
@@ -212,7 +351,10 @@ async fn each_device_is_registered_with_the_agents_advertise_url() {
     let fx = AgentFixture::start(FLEET).await.unwrap();
     fx.wait_until_read("p1", WAIT).await.unwrap();
     let js = fx.jetstream().await.unwrap();
-    let registry = js.get_key_value(format!("{}devices", fx.names.bucket_prefix)).await.unwrap();
+    let registry = js
+        .get_key_value(format!("{}devices", fx.names.bucket_prefix))
+        .await
+        .unwrap();
     for id in ["p1", "p2"] {
         let entry = registry.get(id).await.unwrap().expect("device registered");
         let json: serde_json::Value = serde_json::from_slice(&entry).unwrap();
@@ -225,6 +367,10 @@ async fn the_agent_stops_cleanly_on_sigterm() {
     let mut fx = AgentFixture::start(FLEET).await.unwrap();
     fx.wait_until_read("p1", WAIT).await.unwrap();
     let status = fx.agent.terminate(Duration::from_secs(15)).unwrap();
-    assert!(status.success(), "exit status {status}; log:\n{}", fx.agent.log());
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        fx.agent.log()
+    );
     assert!(fx.agent.log().contains("agent stopped"));
 }

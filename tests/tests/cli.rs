@@ -30,10 +30,24 @@ fn text(bytes: &[u8]) -> String {
 fn config_check_names_the_path_of_a_misspelled_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, "[mail.smtp]\nhost = \"smtp.example.test\"\nprot = 25\n").unwrap();
+    std::fs::write(
+        &file,
+        "[mail.smtp]\nhost = \"smtp.example.test\"\nprot = 25\n",
+    )
+    .unwrap();
     let out = run_bin("printwatch", &["config", "check", file.to_str().unwrap()]).unwrap();
-    assert_eq!(out.status.code(), Some(2), "stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
-    assert!(text(&out.stderr).contains("mail.smtp.prot"), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {} stderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("mail.smtp.prot"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -56,7 +70,10 @@ fn config_check_names_a_missing_secret_file_but_never_a_secret() {
 
 #[test]
 fn config_check_accepts_the_documented_example() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/printwatch.example.toml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/printwatch.example.toml"
+    );
     // The example names secrets and certificates of a deployment, so only
     // the file itself can be checked here.
     let out = run_bin("printwatch", &["config", "check", "--file-only", example]).unwrap();
@@ -70,7 +87,19 @@ async fn status_prints_the_report_with_the_active_conditions() {
     fx.wait_until_read("p1", WAIT).await.unwrap();
     let cfg = fx.config_path.to_str().unwrap().to_owned();
 
-    let out = run_bin("printwatch", &["--config", &cfg, "raise", "p1", "cover_open", "--detail", "Front cover"]).unwrap();
+    let out = run_bin(
+        "printwatch",
+        &[
+            "--config",
+            &cfg,
+            "raise",
+            "p1",
+            "cover_open",
+            "--detail",
+            "Front cover",
+        ],
+    )
+    .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("raised cover_open on p1"));
 
@@ -79,7 +108,10 @@ async fn status_prints_the_report_with_the_active_conditions() {
     let report = text(&out.stdout);
     assert!(report.contains("Device status: Lobby printer"), "{report}");
     assert!(report.contains("Location: 1F lobby"), "{report}");
-    assert!(report.contains("Cover open [cover_open] — Front cover"), "{report}");
+    assert!(
+        report.contains("Cover open [cover_open] — Front cover"),
+        "{report}"
+    );
     assert!(report.contains("Host name: lobby-c6020"), "{report}");
     assert!(report.contains("IPv4 address: 192.0.2.10"), "{report}");
     assert!(report.contains("Black toner: 100%"), "{report}");
@@ -91,10 +123,18 @@ async fn status_prints_the_report_with_the_active_conditions() {
     assert_eq!(json[0]["state"], "error");
     assert_eq!(json[0]["conditions"][0]["item"], "cover_open");
 
-    let out = run_bin("printwatch", &["--config", &cfg, "clear", "p1", "cover_open"]).unwrap();
+    let out = run_bin(
+        "printwatch",
+        &["--config", &cfg, "clear", "p1", "cover_open"],
+    )
+    .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run_bin("printwatch", &["--config", &cfg, "status", "p1"]).unwrap();
-    assert!(text(&out.stdout).contains("State: ready"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("State: ready"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[tokio::test]
@@ -109,15 +149,27 @@ async fn commands_fail_with_a_one_line_reason() {
     assert!(stderr.starts_with("error: not found"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 
-    let out = run_bin("printwatch", &["--config", &cfg, "raise", "p1", "toner_emtpy"]).unwrap();
+    let out = run_bin(
+        "printwatch",
+        &["--config", &cfg, "raise", "p1", "toner_emtpy"],
+    )
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("unknown alert item `toner_emtpy`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unknown alert item `toner_emtpy`"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let port = printwatch_testing::process::free_port().unwrap();
     let url = format!("http://127.0.0.1:{port}");
     let out = run_bin("printwatch", &["--agent", &url, "devices"]).unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot reach the agent"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot reach the agent"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -135,6 +187,10 @@ fn config_check_reads_the_secrets_a_valid_file_names_unless_told_file_only() {
     assert!(stderr.contains("nats.token_file"), "{stderr}");
     assert!(stderr.contains("missing-token"), "{stderr}");
 
-    let out = run_bin("printwatch", &["config", "check", "--file-only", file.to_str().unwrap()]).unwrap();
+    let out = run_bin(
+        "printwatch",
+        &["config", "check", "--file-only", file.to_str().unwrap()],
+    )
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

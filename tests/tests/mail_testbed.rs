@@ -62,8 +62,7 @@ async fn swaks(bed: &MailBed, port: u16, tls: Tls, extra: &[&str]) -> Result<Swa
 /// An authenticated submission of one mail from `user` to `to`.
 async fn submit(
     bed: &MailBed,
-    port: u16,
-    tls: Tls,
+    (port, tls): (u16, Tls),
     mechanism: &str,
     user: &str,
     password: &str,
@@ -116,7 +115,7 @@ async fn mechanisms_deliver(port: u16, tls: Tls, user: &str, password: &str) -> 
     let to = bed.fresh_address("t-mech");
     for mech in MECHANISMS {
         let subject = format!("submitted with {mech} on port {port}");
-        let run = submit(&bed, port, tls, mech, user, password, &to, &subject).await?;
+        let run = submit(&bed, (port, tls), mech, user, password, &to, &subject).await?;
         assert!(
             run.success,
             "swaks AUTH {mech} as {user} on port {port} ({tls:?}) failed with {:?}:\n{}",
@@ -138,7 +137,7 @@ async fn mechanisms_deliver(port: u16, tls: Tls, user: &str, password: &str) -> 
     expected.sort_unstable();
     assert_eq!(subjects, expected, "mails in {to}: {mails:#?}");
     for mail in &mails {
-        assert_eq!(mail.to(), [to.clone()]);
+        assert_eq!(mail.to(), std::slice::from_ref(&to));
         assert_eq!(
             mail.text_body().as_deref().map(str::trim),
             Some("sent by the mail test bed test")
@@ -177,8 +176,7 @@ async fn a_named_user_can_log_in_with_and_without_the_realm() -> Result<()> {
         for mech in ["DIGEST-MD5", "CRAM-MD5"] {
             let run = submit(
                 &bed,
-                bed.submission_port(),
-                Tls::StartTls,
+                (bed.submission_port(), Tls::StartTls),
                 mech,
                 user,
                 &bed.password_for(user),
@@ -216,8 +214,7 @@ async fn a_wrong_password_is_refused_with_535_and_nothing_is_delivered() -> Resu
             ] {
                 let run = submit(
                     &bed,
-                    port,
-                    tls,
+                    (port, tls),
                     mech,
                     user,
                     password,
@@ -320,8 +317,7 @@ async fn plain_only_port_offers_plain_and_login_but_not_cram_md5_or_digest_md5()
     for mech in ["CRAM-MD5", "DIGEST-MD5"] {
         let run = submit(
             &bed,
-            port,
-            Tls::StartTls,
+            (port, Tls::StartTls),
             mech,
             "alice",
             &bed.password_for("alice"),
@@ -339,8 +335,7 @@ async fn plain_only_port_offers_plain_and_login_but_not_cram_md5_or_digest_md5()
     for mech in ["PLAIN", "LOGIN"] {
         let run = submit(
             &bed,
-            port,
-            Tls::StartTls,
+            (port, Tls::StartTls),
             mech,
             "alice",
             &bed.password_for("alice"),

@@ -34,7 +34,10 @@ pub struct Snapshot {
 pub enum Command {
     /// Change a simulated device, read it at once, and answer whether the
     /// active set changed.
-    Simulate { change: SimChange, reply: oneshot::Sender<Result<bool, SourceError>> },
+    Simulate {
+        change: SimChange,
+        reply: oneshot::Sender<Result<bool, SourceError>>,
+    },
 }
 
 /// The handle the rest of the agent keeps for a device.
@@ -60,15 +63,28 @@ pub struct Worker {
 impl Worker {
     /// Spawns the worker; it stops when `stop` is cancelled, after finishing
     /// the read and the publishes under way.
-    pub fn spawn(self, stop: CancellationToken, tracker: &tokio_util::task::TaskTracker) -> DeviceHandle {
+    pub fn spawn(
+        self,
+        stop: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> DeviceHandle {
         let (tx, rx) = mpsc::channel(16);
         let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
         let kind = self.source.kind();
         tracker.spawn(self.run(rx, snap_tx, stop));
-        DeviceHandle { commands: tx, snapshot: snap_rx, source_kind: kind }
+        DeviceHandle {
+            commands: tx,
+            snapshot: snap_rx,
+            source_kind: kind,
+        }
     }
 
-    async fn run(self, mut commands: mpsc::Receiver<Command>, snapshot: watch::Sender<Snapshot>, stop: CancellationToken) {
+    async fn run(
+        self,
+        mut commands: mpsc::Receiver<Command>,
+        snapshot: watch::Sender<Snapshot>,
+        stop: CancellationToken,
+    ) {
         // Without the stored record the agent cannot tell a persisting
         // condition from a new one, so it waits for the store rather than
         // guess (a guess would mail every active condition again).
@@ -133,7 +149,10 @@ impl Worker {
             }
         };
         // Events carry the protocol settings the device reports now.
-        let builder = EventBuilder { protocols: reading.protocols.clone(), ..self.builder.clone() };
+        let builder = EventBuilder {
+            protocols: reading.protocols.clone(),
+            ..self.builder.clone()
+        };
         let queued = record.reconcile(&reading.conditions, &builder, now);
         if queued > 0 {
             // The outbox is stored before anything is published, so a crash
@@ -176,16 +195,18 @@ impl Worker {
                 }
             }
         }
-        if record.outbox.len() != before {
-            if let Err(reason) = self.store_record(record).await {
-                tracing::warn!(device.id = %self.device_id, %reason, "cannot store the emptied outbox; it will be republished (deduplicated)");
-            }
+        if record.outbox.len() != before
+            && let Err(reason) = self.store_record(record).await
+        {
+            tracing::warn!(device.id = %self.device_id, %reason, "cannot store the emptied outbox; it will be republished (deduplicated)");
         }
     }
 
     async fn load_record(&self) -> Result<DeviceRecord, LoadError> {
         match self.conditions.get(self.device_id.as_str()).await {
-            Ok(Some(bytes)) => DeviceRecord::from_json(&bytes).map_err(|e| LoadError::Corrupt(e.to_string())),
+            Ok(Some(bytes)) => {
+                DeviceRecord::from_json(&bytes).map_err(|e| LoadError::Corrupt(e.to_string()))
+            }
             Ok(None) => Ok(DeviceRecord::default()),
             Err(e) => Err(LoadError::Store(e.to_string())),
         }

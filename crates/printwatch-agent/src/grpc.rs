@@ -8,8 +8,8 @@ use printwatch_events::{AlertItem, Severity};
 use printwatch_proto::Timestamp;
 use printwatch_proto::v1::device_agent_server::DeviceAgent;
 use printwatch_proto::v1::{
-    ActiveCondition, DeviceIdentity, DeviceState, DeviceStatus, GetDeviceStatusRequest, ListDevicesRequest,
-    ListDevicesResponse, SetConditionRequest, SetConditionResponse,
+    ActiveCondition, DeviceIdentity, DeviceState, DeviceStatus, GetDeviceStatusRequest,
+    ListDevicesRequest, ListDevicesResponse, SetConditionRequest, SetConditionResponse,
 };
 use tokio::sync::oneshot;
 use tonic::{Request, Response, Status};
@@ -34,7 +34,9 @@ pub struct AgentService {
 
 impl AgentService {
     pub fn new(devices: BTreeMap<String, Device>) -> AgentService {
-        AgentService { devices: Arc::new(devices) }
+        AgentService {
+            devices: Arc::new(devices),
+        }
     }
 
     fn device(&self, id: &str) -> Result<&Device, Status> {
@@ -93,12 +95,17 @@ impl DeviceAgent for AgentService {
         let device = self.device(&id)?;
         let snap = device.handle.snapshot.borrow().clone();
         if snap.reading.is_none() {
-            return Err(Status::unavailable(format!("device `{id}` has not been read yet; try again shortly")));
+            return Err(Status::unavailable(format!(
+                "device `{id}` has not been read yet; try again shortly"
+            )));
         }
         Ok(Response::new(status_of(device, &snap)))
     }
 
-    async fn list_devices(&self, _: Request<ListDevicesRequest>) -> Result<Response<ListDevicesResponse>, Status> {
+    async fn list_devices(
+        &self,
+        _: Request<ListDevicesRequest>,
+    ) -> Result<Response<ListDevicesResponse>, Status> {
         let devices = self
             .devices
             .values()
@@ -118,20 +125,28 @@ impl DeviceAgent for AgentService {
                 let level = u8::try_from(level)
                     .ok()
                     .filter(|l| *l <= 100)
-                    .ok_or_else(|| Status::invalid_argument("toner_level_percent must be 0 to 100"))?;
+                    .ok_or_else(|| {
+                        Status::invalid_argument("toner_level_percent must be 0 to 100")
+                    })?;
                 SimChange::TonerLevel(level)
             }
             None => {
-                let item: AlertItem = req.item.parse().map_err(|e: printwatch_events::UnknownItem| {
-                    Status::invalid_argument(e.to_string())
-                })?;
+                let item: AlertItem =
+                    req.item
+                        .parse()
+                        .map_err(|e: printwatch_events::UnknownItem| {
+                            Status::invalid_argument(e.to_string())
+                        })?;
                 if req.active {
                     if req.detail.chars().count() > MAX_DETAIL_CHARS || req.detail.contains('\0') {
                         return Err(Status::invalid_argument(format!(
                             "detail must be at most {MAX_DETAIL_CHARS} characters without NUL"
                         )));
                     }
-                    SimChange::Raise { item, detail: req.detail }
+                    SimChange::Raise {
+                        item,
+                        detail: req.detail,
+                    }
                 } else {
                     SimChange::Clear { item }
                 }
@@ -154,6 +169,9 @@ impl DeviceAgent for AgentService {
                 SourceError::Unreachable(m) => Status::unavailable(m),
             })?;
         let status = status_of(device, &device.handle.snapshot.borrow());
-        Ok(Response::new(SetConditionResponse { changed, status: Some(status) }))
+        Ok(Response::new(SetConditionResponse {
+            changed,
+            status: Some(status),
+        }))
     }
 }

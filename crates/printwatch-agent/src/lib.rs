@@ -42,7 +42,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("cannot listen for gRPC on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Bus(#[from] printwatch_bus::BusError),
     #[error("device `{device}`: {reason}")]
@@ -67,18 +70,27 @@ impl Application {
     pub async fn build(cfg: &Config) -> Result<Application, AgentError> {
         let listener = TcpListener::bind(cfg.agent.grpc_listen)
             .await
-            .map_err(|source| AgentError::Listen { addr: cfg.agent.grpc_listen, source })?;
+            .map_err(|source| AgentError::Listen {
+                addr: cfg.agent.grpc_listen,
+                source,
+            })?;
         let names = Arc::new(cfg.names());
         let client = printwatch_bus::connect(&cfg.nats, "printwatch-agent", None).await?;
         let js = jetstream::new(client.clone());
         let replicas = cfg.nats.replicas;
         printwatch_bus::ensure_stream(&js, &names, replicas).await?;
-        let conditions = printwatch_bus::ensure_bucket(&js, &names.conditions_bucket(), replicas).await?;
-        let simulated = printwatch_bus::ensure_bucket(&js, &simulated_bucket(&names), replicas).await?;
-        let registry = printwatch_bus::ensure_bucket(&js, &names.devices_bucket(), replicas).await?;
+        let conditions =
+            printwatch_bus::ensure_bucket(&js, &names.conditions_bucket(), replicas).await?;
+        let simulated =
+            printwatch_bus::ensure_bucket(&js, &simulated_bucket(&names), replicas).await?;
+        let registry =
+            printwatch_bus::ensure_bucket(&js, &names.devices_bucket(), replicas).await?;
 
         let advertise = cfg.agent.advertise.clone();
-        let policy = PublishPolicy { attempts: cfg.agent.publish_retries.max(1), ack_timeout: cfg.agent.publish_timeout };
+        let policy = PublishPolicy {
+            attempts: cfg.agent.publish_retries.max(1),
+            ack_timeout: cfg.agent.publish_timeout,
+        };
         let threshold = cfg.alerts.toner_threshold_percent();
         let mut workers = Vec::new();
         let mut identities = BTreeMap::new();
@@ -96,7 +108,9 @@ impl Application {
                 other => {
                     return Err(AgentError::Device {
                         device: dev.id.clone(),
-                        reason: format!("source `{other}` is not supported by this agent yet; use `simulated`"),
+                        reason: format!(
+                            "source `{other}` is not supported by this agent yet; use `simulated`"
+                        ),
                     });
                 }
             };
@@ -117,19 +131,29 @@ impl Application {
             });
             identities.insert(dev.id.clone(), identity);
         }
-        Ok(Application { listener, client, workers, identities })
+        Ok(Application {
+            listener,
+            client,
+            workers,
+            identities,
+        })
     }
 
     /// The address the gRPC server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         // A bound listener always has a local address.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// Runs until `shutdown` completes, then stops taking requests, lets
     /// every device worker finish its read and publishes, and drains the
     /// NATS connection.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut devices = BTreeMap::new();
@@ -142,7 +166,9 @@ impl Application {
         tracker.close();
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<DeviceAgentServer<AgentService>>().await;
+        health
+            .set_serving::<DeviceAgentServer<AgentService>>()
+            .await;
         let service = DeviceAgentServer::new(AgentService::new(devices));
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
         let stop_serving = stop.clone();
@@ -159,9 +185,14 @@ impl Application {
                 Ok(())
             }
         };
-        health.set_not_serving::<DeviceAgentServer<AgentService>>().await;
+        health
+            .set_not_serving::<DeviceAgentServer<AgentService>>()
+            .await;
         stop.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("device workers did not finish within {SHUTDOWN_GRACE:?}");
         }
         if let Err(e) = self.client.drain().await {

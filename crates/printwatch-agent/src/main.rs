@@ -38,7 +38,10 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(grpc = %app.local_addr(), "gRPC listening");
-    match app.run_until_stopped(printwatch_runtime::shutdown_signal()).await {
+    match app
+        .run_until_stopped(printwatch_runtime::shutdown_signal())
+        .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "agent failed");

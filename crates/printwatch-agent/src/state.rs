@@ -88,10 +88,21 @@ impl DeviceRecord {
         now: SystemTime,
     ) -> usize {
         let mut events = Vec::new();
-        let gone: Vec<AlertItem> = self.active.keys().filter(|i| !reported.contains_key(i)).copied().collect();
+        let gone: Vec<AlertItem> = self
+            .active
+            .keys()
+            .filter(|i| !reported.contains_key(i))
+            .copied()
+            .collect();
         for item in gone {
             if let Some(active) = self.active.remove(&item) {
-                events.push(builder.recovered(item, &active.detail, active.since(), &active.event_id, now));
+                events.push(builder.recovered(
+                    item,
+                    &active.detail,
+                    active.since(),
+                    &active.event_id,
+                    now,
+                ));
             }
         }
         for (item, detail) in reported {
@@ -106,14 +117,19 @@ impl DeviceRecord {
                     let ev = builder.occurred(*item, detail, now);
                     self.active.insert(
                         *item,
-                        Active { detail: detail.clone(), since_ms: unix_ms(now), event_id: ev.event_id.clone() },
+                        Active {
+                            detail: detail.clone(),
+                            since_ms: unix_ms(now),
+                            event_id: ev.event_id.clone(),
+                        },
                     );
                     events.push(ev);
                 }
             }
         }
         let queued = events.len();
-        self.outbox.extend(events.iter().map(|e| STANDARD.encode(event::encode(e))));
+        self.outbox
+            .extend(events.iter().map(|e| STANDARD.encode(event::encode(e))));
         queued
     }
 
@@ -126,7 +142,8 @@ impl DeviceRecord {
 }
 
 pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -137,7 +154,10 @@ mod tests {
     fn builder() -> EventBuilder {
         EventBuilder {
             agent: "http://a".into(),
-            device: DeviceIdentity { id: "p1".into(), ..Default::default() },
+            device: DeviceIdentity {
+                id: "p1".into(),
+                ..Default::default()
+            },
             protocols: ProtocolSettings::default(),
         }
     }
@@ -150,23 +170,47 @@ mod tests {
     fn a_new_condition_queues_one_occurred_event_and_repeating_it_queues_none() {
         let mut rec = DeviceRecord::default();
         let now = SystemTime::now();
-        assert_eq!(rec.reconcile(&reported(&[(AlertItem::PaperJam, "tray 2")]), &builder(), now), 1);
-        assert_eq!(rec.reconcile(&reported(&[(AlertItem::PaperJam, "tray 2")]), &builder(), now), 0);
+        assert_eq!(
+            rec.reconcile(
+                &reported(&[(AlertItem::PaperJam, "tray 2")]),
+                &builder(),
+                now
+            ),
+            1
+        );
+        assert_eq!(
+            rec.reconcile(
+                &reported(&[(AlertItem::PaperJam, "tray 2")]),
+                &builder(),
+                now
+            ),
+            0
+        );
         let events = rec.outbox_events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].transition(), Transition::Occurred);
         assert_eq!(events[0].detail, "tray 2");
-        assert_eq!(rec.active[&AlertItem::PaperJam].event_id, events[0].event_id);
+        assert_eq!(
+            rec.active[&AlertItem::PaperJam].event_id,
+            events[0].event_id
+        );
     }
 
     #[test]
     fn a_cleared_condition_queues_one_recovered_event_pointing_at_its_occurrence() {
         let mut rec = DeviceRecord::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        rec.reconcile(&reported(&[(AlertItem::CoverOpen, "front")]), &builder(), t0);
+        rec.reconcile(
+            &reported(&[(AlertItem::CoverOpen, "front")]),
+            &builder(),
+            t0,
+        );
         let occurred = rec.outbox_events().remove(0);
         rec.pop_outbox();
-        assert_eq!(rec.reconcile(&reported(&[]), &builder(), t0 + Duration::from_secs(5)), 1);
+        assert_eq!(
+            rec.reconcile(&reported(&[]), &builder(), t0 + Duration::from_secs(5)),
+            1
+        );
         let recovered = rec.outbox_events().remove(0);
         assert_eq!(recovered.transition(), Transition::Recovered);
         assert_eq!(recovered.occurred_event_id, occurred.event_id);
@@ -177,11 +221,18 @@ mod tests {
     #[test]
     fn a_record_survives_json_and_garbage_is_an_error() {
         let mut rec = DeviceRecord::default();
-        rec.reconcile(&reported(&[(AlertItem::TonerLowLevel, "12%")]), &builder(), SystemTime::now());
+        rec.reconcile(
+            &reported(&[(AlertItem::TonerLowLevel, "12%")]),
+            &builder(),
+            SystemTime::now(),
+        );
         let back = DeviceRecord::from_json(&rec.to_json()).unwrap();
         assert_eq!(back, rec);
         assert!(DeviceRecord::from_json(b"{not json").is_err());
-        let bad = DeviceRecord { outbox: vec!["!!".into()], ..Default::default() };
+        let bad = DeviceRecord {
+            outbox: vec!["!!".into()],
+            ..Default::default()
+        };
         assert!(bad.outbox_events().is_empty());
     }
 }

@@ -23,7 +23,10 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot read NATS credentials file {path}: {source}")]
-    Credentials { path: String, source: std::io::Error },
+    Credentials {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("NATS refused the credentials: {0}")]
     Auth(String),
     #[error("cannot connect to NATS at {urls}: {reason}")]
@@ -33,13 +36,21 @@ pub enum BusError {
     #[error("cannot open key-value bucket {bucket}: {reason}")]
     Bucket { bucket: String, reason: String },
     #[error("publishing event {event_id} failed after {attempts} attempts: {reason}")]
-    Publish { event_id: String, attempts: u32, reason: String },
+    Publish {
+        event_id: String,
+        attempts: u32,
+        reason: String,
+    },
 }
 
 /// Connects to NATS as `[nats]` says. Authentication and TLS setup errors
 /// are returned at once; an unreachable server is retried with backoff up
 /// to `attempts` times (`None`: until it answers).
-pub async fn connect(cfg: &NatsConfig, client_name: &str, attempts: Option<u32>) -> Result<async_nats::Client, BusError> {
+pub async fn connect(
+    cfg: &NatsConfig,
+    client_name: &str,
+    attempts: Option<u32>,
+) -> Result<async_nats::Client, BusError> {
     let urls = cfg.urls.join(",");
     let mut delay = Duration::from_millis(200);
     let mut tried = 0u32;
@@ -52,7 +63,9 @@ pub async fn connect(cfg: &NatsConfig, client_name: &str, attempts: Option<u32>)
                 use async_nats::ConnectErrorKind as K;
                 let reason = err.to_string();
                 match err.kind() {
-                    K::Authentication | K::AuthorizationViolation => return Err(BusError::Auth(reason)),
+                    K::Authentication | K::AuthorizationViolation => {
+                        return Err(BusError::Auth(reason));
+                    }
                     K::Tls | K::ServerParse => return Err(BusError::Connect { urls, reason }),
                     _ => {}
                 }
@@ -79,10 +92,15 @@ async fn options(cfg: &NatsConfig, client_name: &str) -> Result<ConnectOptions, 
         }
         NatsAuth::Token(token) => options.token(token.expose().to_owned()),
         NatsAuth::NkeySeed(seed) => options.nkey(seed.expose().to_owned()),
-        NatsAuth::CredsFile(path) => options
-            .credentials_file(path)
-            .await
-            .map_err(|source| BusError::Credentials { path: path.display().to_string(), source })?,
+        NatsAuth::CredsFile(path) => {
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| BusError::Credentials {
+                    path: path.display().to_string(),
+                    source,
+                })?
+        }
     };
     if let Some(tls) = &cfg.tls {
         options = options.require_tls(tls.required);
@@ -98,7 +116,11 @@ async fn options(cfg: &NatsConfig, client_name: &str) -> Result<ConnectOptions, 
 
 /// Creates the events stream, or updates it to the settings printwatch
 /// needs: file storage, the events wildcard, a duplicate window.
-pub async fn ensure_stream(js: &jetstream::Context, names: &Names, replicas: usize) -> Result<stream::Info, BusError> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    names: &Names,
+    replicas: usize,
+) -> Result<stream::Info, BusError> {
     let config = stream::Config {
         name: names.stream.clone(),
         subjects: vec![names.events_wildcard()],
@@ -111,12 +133,19 @@ pub async fn ensure_stream(js: &jetstream::Context, names: &Names, replicas: usi
     };
     js.create_or_update_stream(config)
         .await
-        .map_err(|e| BusError::Stream { stream: names.stream.clone(), reason: e.to_string() })
+        .map_err(|e| BusError::Stream {
+            stream: names.stream.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// Opens a key-value bucket, creating it (file storage, one value per key)
 /// if it does not exist yet.
-pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, BusError> {
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> Result<kv::Store, BusError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
@@ -143,12 +172,18 @@ pub async fn ensure_bucket(js: &jetstream::Context, bucket: &str, replicas: usiz
         Ok(_) => js
             .get_key_value(bucket)
             .await
-            .map_err(|e| BusError::Bucket { bucket: bucket.to_owned(), reason: e.to_string() }),
+            .map_err(|e| BusError::Bucket {
+                bucket: bucket.to_owned(),
+                reason: e.to_string(),
+            }),
         // Another service may have created it between our get and create.
         Err(e) => js
             .get_key_value(bucket)
             .await
-            .map_err(|_| BusError::Bucket { bucket: bucket.to_owned(), reason: e.to_string() }),
+            .map_err(|_| BusError::Bucket {
+                bucket: bucket.to_owned(),
+                reason: e.to_string(),
+            }),
     }
 }
 
@@ -171,11 +206,14 @@ pub async fn publish_event(
     ev: &AlertEvent,
     policy: PublishPolicy,
 ) -> Result<(u64, bool), BusError> {
-    let checked_item = ev.item.parse().map_err(|e: printwatch_events::UnknownItem| BusError::Publish {
-        event_id: ev.event_id.clone(),
-        attempts: 0,
-        reason: e.to_string(),
-    })?;
+    let checked_item = ev
+        .item
+        .parse()
+        .map_err(|e: printwatch_events::UnknownItem| BusError::Publish {
+            event_id: ev.event_id.clone(),
+            attempts: 0,
+            reason: e.to_string(),
+        })?;
     let transition = match ev.transition() {
         printwatch_events::Transition::Recovered => TransitionKind::Recovered,
         _ => TransitionKind::Occurred,
@@ -210,5 +248,9 @@ pub async fn publish_event(
             }
         }
     }
-    Err(BusError::Publish { event_id: ev.event_id.clone(), attempts: policy.attempts.max(1), reason: last })
+    Err(BusError::Publish {
+        event_id: ev.event_id.clone(),
+        attempts: policy.attempts.max(1),
+        reason: last,
+    })
 }

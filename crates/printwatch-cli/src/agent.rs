@@ -5,7 +5,9 @@ use std::time::Duration;
 use printwatch_events::report;
 use printwatch_events::{AlertItem, Language};
 use printwatch_proto::v1::device_agent_client::DeviceAgentClient;
-use printwatch_proto::v1::{DeviceState, GetDeviceStatusRequest, ListDevicesRequest, SetConditionRequest};
+use printwatch_proto::v1::{
+    DeviceState, GetDeviceStatusRequest, ListDevicesRequest, SetConditionRequest,
+};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
@@ -20,10 +22,12 @@ pub async fn connect(url: &str) -> Result<Client, Failure> {
         .map_err(|e| Failure::new(format!("bad agent URL `{url}`: {e}")))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(90));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| Failure::new(format!("cannot reach the agent at {url}: {}", source_chain(&e))))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        Failure::new(format!(
+            "cannot reach the agent at {url}: {}",
+            source_chain(&e)
+        ))
+    })?;
     Ok(DeviceAgentClient::new(channel))
 }
 
@@ -51,7 +55,11 @@ fn failure(status: tonic::Status) -> Failure {
 }
 
 pub async fn devices(client: &mut Client, as_json: bool, lang: Language) -> Result<(), Failure> {
-    let list = client.list_devices(ListDevicesRequest {}).await.map_err(failure)?.into_inner();
+    let list = client
+        .list_devices(ListDevicesRequest {})
+        .await
+        .map_err(failure)?
+        .into_inner();
     if as_json {
         let devices: Vec<_> = list.devices.iter().map(json::status).collect();
         println!("{}", serde_json::Value::Array(devices));
@@ -60,17 +68,31 @@ pub async fn devices(client: &mut Client, as_json: bool, lang: Language) -> Resu
     println!("{:<20} {:<14} {:<24} ACTIVE", "DEVICE", "STATE", "LOCATION");
     for d in &list.devices {
         let dev = d.device.clone().unwrap_or_default();
-        let state = report::state_label(DeviceState::try_from(d.state).unwrap_or(DeviceState::Unknown), lang);
+        let state = report::state_label(
+            DeviceState::try_from(d.state).unwrap_or(DeviceState::Unknown),
+            lang,
+        );
         let active: Vec<&str> = d.conditions.iter().map(|c| c.item.as_str()).collect();
-        let active = if active.is_empty() { "-".to_owned() } else { active.join(",") };
+        let active = if active.is_empty() {
+            "-".to_owned()
+        } else {
+            active.join(",")
+        };
         println!("{:<20} {:<14} {:<24} {active}", dev.id, state, dev.location);
     }
     Ok(())
 }
 
-pub async fn status(client: &mut Client, device: &str, as_json: bool, lang: Language) -> Result<(), Failure> {
+pub async fn status(
+    client: &mut Client,
+    device: &str,
+    as_json: bool,
+    lang: Language,
+) -> Result<(), Failure> {
     let status = client
-        .get_device_status(GetDeviceStatusRequest { device_id: device.to_owned() })
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: device.to_owned(),
+        })
         .await
         .map_err(failure)?
         .into_inner();
@@ -89,8 +111,16 @@ pub enum Change {
     Toner(i32),
 }
 
-pub async fn set(client: &mut Client, device: &str, change: Change, as_json: bool) -> Result<(), Failure> {
-    let mut req = SetConditionRequest { device_id: device.to_owned(), ..Default::default() };
+pub async fn set(
+    client: &mut Client,
+    device: &str,
+    change: Change,
+    as_json: bool,
+) -> Result<(), Failure> {
+    let mut req = SetConditionRequest {
+        device_id: device.to_owned(),
+        ..Default::default()
+    };
     let what = match &change {
         Change::Raise { item, detail } => {
             check_item(item)?;
@@ -109,10 +139,21 @@ pub async fn set(client: &mut Client, device: &str, change: Change, as_json: boo
             format!("set the toner of {device} to {level}%")
         }
     };
-    let resp = client.set_condition(req).await.map_err(failure)?.into_inner();
+    let resp = client
+        .set_condition(req)
+        .await
+        .map_err(failure)?
+        .into_inner();
     if as_json {
-        let status = resp.status.as_ref().map(json::status).unwrap_or(serde_json::Value::Null);
-        println!("{}", serde_json::json!({"changed": resp.changed, "status": status}));
+        let status = resp
+            .status
+            .as_ref()
+            .map(json::status)
+            .unwrap_or(serde_json::Value::Null);
+        println!(
+            "{}",
+            serde_json::json!({"changed": resp.changed, "status": status})
+        );
     } else if resp.changed {
         println!("{what}: the active conditions changed");
     } else {
@@ -122,5 +163,7 @@ pub async fn set(client: &mut Client, device: &str, change: Change, as_json: boo
 }
 
 fn check_item(item: &str) -> Result<(), Failure> {
-    item.parse::<AlertItem>().map(|_| ()).map_err(|e| Failure::new(e.to_string()))
+    item.parse::<AlertItem>()
+        .map(|_| ())
+        .map_err(|e| Failure::new(e.to_string()))
 }

@@ -78,7 +78,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 }
 
@@ -95,14 +98,21 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    if let Command::Config { command: ConfigCommand::Check { file, file_only } } = &cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Check { file, file_only },
+    } = &cli.command
+    {
         return check(file, *file_only, cli.json);
     }
     let cfg = load(&cli)?;
     let url = match (&cli.agent, &cfg) {
         (Some(url), _) => url.clone(),
         (None, Some(cfg)) => cfg.agent.advertise.clone(),
-        (None, None) => return Err(Failure::new("no agent: give --agent URL or a config file with [agent] advertise")),
+        (None, None) => {
+            return Err(Failure::new(
+                "no agent: give --agent URL or a config file with [agent] advertise",
+            ));
+        }
     };
     let lang = cfg.as_ref().map(|c| c.mail.language).unwrap_or_default();
     let mut client = agent::connect(&url).await?;
@@ -110,12 +120,36 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config { .. } => Ok(()),
         Command::Devices => agent::devices(&mut client, cli.json, lang).await,
         Command::Status { device } => agent::status(&mut client, &device, cli.json, lang).await,
-        Command::Raise { device, item, detail } => {
-            agent::set(&mut client, &device, agent::Change::Raise { item, detail }, cli.json).await
+        Command::Raise {
+            device,
+            item,
+            detail,
+        } => {
+            agent::set(
+                &mut client,
+                &device,
+                agent::Change::Raise { item, detail },
+                cli.json,
+            )
+            .await
         }
-        Command::Clear { device, item } => agent::set(&mut client, &device, agent::Change::Clear { item }, cli.json).await,
+        Command::Clear { device, item } => {
+            agent::set(
+                &mut client,
+                &device,
+                agent::Change::Clear { item },
+                cli.json,
+            )
+            .await
+        }
         Command::Toner { device, percent } => {
-            agent::set(&mut client, &device, agent::Change::Toner(percent), cli.json).await
+            agent::set(
+                &mut client,
+                &device,
+                agent::Change::Toner(percent),
+                cli.json,
+            )
+            .await
         }
     }
 }
@@ -132,16 +166,27 @@ fn load(cli: &Cli) -> Result<Option<Config>, Failure> {
     }
     printwatch_config::load(&path, &ProcessEnv)
         .map(Some)
-        .map_err(|e| Failure { code: 2, message: format!("invalid configuration\n{e}") })
+        .map_err(|e| Failure {
+            code: 2,
+            message: format!("invalid configuration\n{e}"),
+        })
 }
 
 fn check(file: &std::path::Path, file_only: bool, as_json: bool) -> Result<(), Failure> {
-    let checked = printwatch_config::load(file, &ProcessEnv)
-        .and_then(|cfg| if file_only { Ok(cfg) } else { cfg.require_resolved().map(|()| cfg) });
+    let checked = printwatch_config::load(file, &ProcessEnv).and_then(|cfg| {
+        if file_only {
+            Ok(cfg)
+        } else {
+            cfg.require_resolved().map(|()| cfg)
+        }
+    });
     match checked {
         Ok(cfg) => {
             if as_json {
-                println!("{}", serde_json::json!({"file": file.display().to_string(), "valid": true, "devices": cfg.devices.len()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "valid": true, "devices": cfg.devices.len()})
+                );
             } else {
                 println!("{}: valid ({} devices)", file.display(), cfg.devices.len());
             }
@@ -154,9 +199,15 @@ fn check(file: &std::path::Path, file_only: bool, as_json: bool) -> Result<(), F
                     .iter()
                     .map(|p| serde_json::json!({"key": p.key, "reason": p.reason}))
                     .collect();
-                println!("{}", serde_json::json!({"file": file.display().to_string(), "valid": false, "problems": problems}));
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "valid": false, "problems": problems})
+                );
             }
-            Err(Failure { code: 2, message: err.to_string() })
+            Err(Failure {
+                code: 2,
+                message: err.to_string(),
+            })
         }
     }
 }

@@ -59,21 +59,111 @@ struct Entry {
 
 /// The catalog, in the manual's order.
 const CATALOG: [Entry; 15] = [
-    Entry { item: AlertItem::ServiceCall, key: "service_call", ja: "サービスコール", en: "Service call", severity: Severity::Error },
-    Entry { item: AlertItem::TonerEmpty, key: "toner_empty", ja: "トナー切れ", en: "Toner empty", severity: Severity::Error },
-    Entry { item: AlertItem::TonerAlmostEmpty, key: "toner_almost_empty", ja: "トナー残りわずか", en: "Toner almost empty", severity: Severity::Warning },
-    Entry { item: AlertItem::PaperJam, key: "paper_jam", ja: "用紙づまり", en: "Paper jam", severity: Severity::Error },
-    Entry { item: AlertItem::CoverOpen, key: "cover_open", ja: "カバーオープン", en: "Cover open", severity: Severity::Error },
-    Entry { item: AlertItem::PaperOut, key: "paper_out", ja: "用紙切れ", en: "Paper out", severity: Severity::Error },
-    Entry { item: AlertItem::TrayError, key: "tray_error", ja: "給紙トレイエラー", en: "Paper tray error", severity: Severity::Error },
-    Entry { item: AlertItem::UnitConnectionError, key: "unit_connection_error", ja: "ユニット接続エラー", en: "Unit connection error", severity: Severity::Error },
-    Entry { item: AlertItem::FirmwareUpdate, key: "firmware_update", ja: "ファームウェアアップデート確認", en: "Firmware update check", severity: Severity::Warning },
-    Entry { item: AlertItem::StorageAlmostFull, key: "storage_almost_full", ja: "文書保存領域残りわずか", en: "Document storage almost full", severity: Severity::Warning },
-    Entry { item: AlertItem::ProxyAuthError, key: "proxy_auth_error", ja: "プロキシ認証エラー", en: "Proxy authentication error", severity: Severity::Warning },
-    Entry { item: AlertItem::AccessAttack, key: "access_attack", ja: "アクセス攻撃検知", en: "Access attack detected", severity: Severity::Warning },
-    Entry { item: AlertItem::UnitReplacementSoon, key: "unit_replacement_soon", ja: "ユニット交換時期接近", en: "Unit replacement approaching", severity: Severity::Warning },
-    Entry { item: AlertItem::UnitReplacementNow, key: "unit_replacement_now", ja: "ユニット交換時期間近", en: "Unit replacement imminent", severity: Severity::Warning },
-    Entry { item: AlertItem::TonerLowLevel, key: "toner_low_level", ja: "トナー残量低下(残量レベル)", en: "Toner low (selected level)", severity: Severity::Warning },
+    Entry {
+        item: AlertItem::ServiceCall,
+        key: "service_call",
+        ja: "サービスコール",
+        en: "Service call",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::TonerEmpty,
+        key: "toner_empty",
+        ja: "トナー切れ",
+        en: "Toner empty",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::TonerAlmostEmpty,
+        key: "toner_almost_empty",
+        ja: "トナー残りわずか",
+        en: "Toner almost empty",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::PaperJam,
+        key: "paper_jam",
+        ja: "用紙づまり",
+        en: "Paper jam",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::CoverOpen,
+        key: "cover_open",
+        ja: "カバーオープン",
+        en: "Cover open",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::PaperOut,
+        key: "paper_out",
+        ja: "用紙切れ",
+        en: "Paper out",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::TrayError,
+        key: "tray_error",
+        ja: "給紙トレイエラー",
+        en: "Paper tray error",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::UnitConnectionError,
+        key: "unit_connection_error",
+        ja: "ユニット接続エラー",
+        en: "Unit connection error",
+        severity: Severity::Error,
+    },
+    Entry {
+        item: AlertItem::FirmwareUpdate,
+        key: "firmware_update",
+        ja: "ファームウェアアップデート確認",
+        en: "Firmware update check",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::StorageAlmostFull,
+        key: "storage_almost_full",
+        ja: "文書保存領域残りわずか",
+        en: "Document storage almost full",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::ProxyAuthError,
+        key: "proxy_auth_error",
+        ja: "プロキシ認証エラー",
+        en: "Proxy authentication error",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::AccessAttack,
+        key: "access_attack",
+        ja: "アクセス攻撃検知",
+        en: "Access attack detected",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::UnitReplacementSoon,
+        key: "unit_replacement_soon",
+        ja: "ユニット交換時期接近",
+        en: "Unit replacement approaching",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::UnitReplacementNow,
+        key: "unit_replacement_now",
+        ja: "ユニット交換時期間近",
+        en: "Unit replacement imminent",
+        severity: Severity::Warning,
+    },
+    Entry {
+        item: AlertItem::TonerLowLevel,
+        key: "toner_low_level",
+        ja: "トナー残量低下(残量レベル)",
+        en: "Toner low (selected level)",
+        severity: Severity::Warning,
+    },
 ];
 
 impl AlertItem {
@@ -185,15 +275,51 @@ impl ServiceCallMessage {
 
 /// The manual's service-call message list.
 pub const SERVICE_CALL_MESSAGES: [ServiceCallMessage; 9] = [
-    ServiceCallMessage { key: "tray_error", ja: "トレイ1~5エラーです", en: "Tray 1-5 error" },
-    ServiceCallMessage { key: "option_ram_error", ja: "オプションRAMエラーです", en: "Option RAM error" },
-    ServiceCallMessage { key: "address_book_error", ja: "アドレス帳データエラーです", en: "Address book data error" },
-    ServiceCallMessage { key: "sd_card_auth_failed", ja: "SDカードからの認証に失敗しました", en: "Authentication from the SD card failed" },
-    ServiceCallMessage { key: "hdd_board_error", ja: "HDDボードエラーです", en: "HDD board error" },
-    ServiceCallMessage { key: "ethernet_board_error", ja: "イーサネットボードエラーです", en: "Ethernet board error" },
-    ServiceCallMessage { key: "wireless_lan_error", ja: "無線LANエラーです(無線LANカードエラー)", en: "Wireless LAN error (wireless LAN card error)" },
-    ServiceCallMessage { key: "usb_error", ja: "USBエラーです", en: "USB error" },
-    ServiceCallMessage { key: "printer_error", ja: "プリンターエラーです", en: "Printer error" },
+    ServiceCallMessage {
+        key: "tray_error",
+        ja: "トレイ1~5エラーです",
+        en: "Tray 1-5 error",
+    },
+    ServiceCallMessage {
+        key: "option_ram_error",
+        ja: "オプションRAMエラーです",
+        en: "Option RAM error",
+    },
+    ServiceCallMessage {
+        key: "address_book_error",
+        ja: "アドレス帳データエラーです",
+        en: "Address book data error",
+    },
+    ServiceCallMessage {
+        key: "sd_card_auth_failed",
+        ja: "SDカードからの認証に失敗しました",
+        en: "Authentication from the SD card failed",
+    },
+    ServiceCallMessage {
+        key: "hdd_board_error",
+        ja: "HDDボードエラーです",
+        en: "HDD board error",
+    },
+    ServiceCallMessage {
+        key: "ethernet_board_error",
+        ja: "イーサネットボードエラーです",
+        en: "Ethernet board error",
+    },
+    ServiceCallMessage {
+        key: "wireless_lan_error",
+        ja: "無線LANエラーです(無線LANカードエラー)",
+        en: "Wireless LAN error (wireless LAN card error)",
+    },
+    ServiceCallMessage {
+        key: "usb_error",
+        ja: "USBエラーです",
+        en: "USB error",
+    },
+    ServiceCallMessage {
+        key: "printer_error",
+        ja: "プリンターエラーです",
+        en: "Printer error",
+    },
 ];
 
 /// The service-call message a device's detail text names, if any: its key,
@@ -212,12 +338,18 @@ pub fn service_call_message(detail: &str) -> Option<&'static ServiceCallMessage>
     {
         return Some(m);
     }
-    let tray = tray_number(d, "トレイ", "エラーです").or_else(|| tray_number(&lower, "tray ", " error"));
-    tray.filter(|n| (1..=5).contains(n)).map(|_| &SERVICE_CALL_MESSAGES[0])
+    let tray =
+        tray_number(d, "トレイ", "エラーです").or_else(|| tray_number(&lower, "tray ", " error"));
+    tray.filter(|n| (1..=5).contains(n))
+        .map(|_| &SERVICE_CALL_MESSAGES[0])
 }
 
 fn tray_number(s: &str, prefix: &str, suffix: &str) -> Option<u8> {
-    s.strip_prefix(prefix)?.strip_suffix(suffix)?.trim().parse().ok()
+    s.strip_prefix(prefix)?
+        .strip_suffix(suffix)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -236,7 +368,11 @@ mod tests {
     fn every_key_parses_back_to_its_item_and_keys_are_subject_tokens() {
         for item in AlertItem::ALL {
             assert_eq!(item.key().parse::<AlertItem>(), Ok(item));
-            assert!(item.key().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                item.key()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
         }
         let err = "toner_emtpy".parse::<AlertItem>().unwrap_err();
         assert!(err.to_string().contains("toner_emtpy"));
@@ -255,11 +391,26 @@ mod tests {
 
     #[test]
     fn service_call_messages_are_recognised_by_key_and_text() {
-        assert_eq!(service_call_message("usb_error").map(|m| m.key), Some("usb_error"));
-        assert_eq!(service_call_message("HDDボードエラーです").map(|m| m.key), Some("hdd_board_error"));
-        assert_eq!(service_call_message(" printer error ").map(|m| m.key), Some("printer_error"));
-        assert_eq!(service_call_message("トレイ3エラーです").map(|m| m.key), Some("tray_error"));
-        assert_eq!(service_call_message("Tray 5 error").map(|m| m.key), Some("tray_error"));
+        assert_eq!(
+            service_call_message("usb_error").map(|m| m.key),
+            Some("usb_error")
+        );
+        assert_eq!(
+            service_call_message("HDDボードエラーです").map(|m| m.key),
+            Some("hdd_board_error")
+        );
+        assert_eq!(
+            service_call_message(" printer error ").map(|m| m.key),
+            Some("printer_error")
+        );
+        assert_eq!(
+            service_call_message("トレイ3エラーです").map(|m| m.key),
+            Some("tray_error")
+        );
+        assert_eq!(
+            service_call_message("Tray 5 error").map(|m| m.key),
+            Some("tray_error")
+        );
         assert_eq!(service_call_message("Tray 6 error"), None);
         assert_eq!(service_call_message("fuser at 230 degrees"), None);
         assert_eq!(service_call_message(""), None);

@@ -5,9 +5,9 @@
 
 use std::time::SystemTime;
 
-use prost::Message;
-use printwatch_proto::v1::{AlertEvent, DeviceIdentity, ProtocolSettings, Transition};
 use printwatch_proto::Timestamp;
+use printwatch_proto::v1::{AlertEvent, DeviceIdentity, ProtocolSettings, Transition};
+use prost::Message;
 
 use crate::catalog::AlertItem;
 
@@ -139,7 +139,11 @@ pub fn decode(payload: &[u8]) -> Result<CheckedEvent, DecodeError> {
         Ok(Transition::Recovered) => TransitionKind::Recovered,
         _ => return Err(DecodeError::Transition),
     };
-    Ok(CheckedEvent { event, item, transition })
+    Ok(CheckedEvent {
+        event,
+        item,
+        transition,
+    })
 }
 
 /// A protobuf timestamp as `SystemTime` (the epoch for a missing or
@@ -156,7 +160,11 @@ mod tests {
     fn builder() -> EventBuilder {
         EventBuilder {
             agent: "http://127.0.0.1:50051".into(),
-            device: DeviceIdentity { id: "p1".into(), name: "Printer 1".into(), ..Default::default() },
+            device: DeviceIdentity {
+                id: "p1".into(),
+                name: "Printer 1".into(),
+                ..Default::default()
+            },
             protocols: ProtocolSettings::default(),
         }
     }
@@ -178,7 +186,10 @@ mod tests {
     fn event_ids_are_unique() {
         let b = builder();
         let now = SystemTime::now();
-        assert_ne!(b.occurred(AlertItem::PaperOut, "", now).event_id, b.occurred(AlertItem::PaperOut, "", now).event_id);
+        assert_ne!(
+            b.occurred(AlertItem::PaperOut, "", now).event_id,
+            b.occurred(AlertItem::PaperOut, "", now).event_id
+        );
     }
 
     #[test]
@@ -187,7 +198,10 @@ mod tests {
         assert!(matches!(decode(&[]), Err(DecodeError::Missing("event_id"))));
         let mut ev = builder().occurred(AlertItem::PaperOut, "", SystemTime::now());
         ev.item = "coffee_empty".into();
-        assert!(matches!(decode(&encode(&ev)), Err(DecodeError::UnknownItem(_))));
+        assert!(matches!(
+            decode(&encode(&ev)),
+            Err(DecodeError::UnknownItem(_))
+        ));
         ev.item = "paper_out".into();
         ev.transition = 7;
         assert!(matches!(decode(&encode(&ev)), Err(DecodeError::Transition)));

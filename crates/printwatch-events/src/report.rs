@@ -103,7 +103,10 @@ pub fn state_label(state: DeviceState, lang: Language) -> &'static str {
 /// A timestamp as RFC 3339 in UTC, or `-`.
 pub fn format_time(ts: Option<&Timestamp>) -> String {
     ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "-".to_owned())
 }
 
@@ -115,7 +118,13 @@ pub fn render(status: &DeviceStatus, lang: Language) -> String {
     };
     let mut out = String::new();
     let dev = status.device.clone().unwrap_or_default();
-    let or = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
+    let or = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     // Writing into a String cannot fail.
     let _ = writeln!(out, "{}: {}", l.title, or(&dev.name));
     let _ = writeln!(out, "{}: {}", l.id, dev.id);
@@ -133,16 +142,33 @@ pub fn render(status: &DeviceStatus, lang: Language) -> String {
         let _ = writeln!(out, "  {}", l.none);
     }
     for c in &status.conditions {
-        let label = c.item.parse::<AlertItem>().map_or(c.item.as_str(), |i| i.label(lang));
-        let detail = if c.detail.is_empty() { String::new() } else { format!(" — {}", c.detail) };
-        let _ = writeln!(out, "  - {label} [{}]{detail} ({} {})", c.item, l.since, format_time(c.since.as_ref()));
+        let label = c
+            .item
+            .parse::<AlertItem>()
+            .map_or(c.item.as_str(), |i| i.label(lang));
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", c.detail)
+        };
+        let _ = writeln!(
+            out,
+            "  - {label} [{}]{detail} ({} {})",
+            c.item,
+            l.since,
+            format_time(c.since.as_ref())
+        );
     }
     let _ = writeln!(out, "\n{}:", l.supplies);
     if status.supplies.is_empty() {
         let _ = writeln!(out, "  {}", l.none);
     }
     for s in &status.supplies {
-        let level = if s.level_percent < 0 { l.unknown.to_owned() } else { format!("{}%", s.level_percent) };
+        let level = if s.level_percent < 0 {
+            l.unknown.to_owned()
+        } else {
+            format!("{}%", s.level_percent)
+        };
         let _ = writeln!(out, "  - {}: {level}", s.name);
     }
     let _ = writeln!(out, "\n{}:", l.trays);
@@ -150,8 +176,18 @@ pub fn render(status: &DeviceStatus, lang: Language) -> String {
         let _ = writeln!(out, "  {}", l.none);
     }
     for t in &status.trays {
-        let level = if t.level_percent < 0 { l.unknown.to_owned() } else { format!("{}%", t.level_percent) };
-        let _ = writeln!(out, "  - {} ({}): {}, {level}", t.name, or(&t.media), or(&t.state));
+        let level = if t.level_percent < 0 {
+            l.unknown.to_owned()
+        } else {
+            format!("{}%", t.level_percent)
+        };
+        let _ = writeln!(
+            out,
+            "  - {} ({}): {}, {level}",
+            t.name,
+            or(&t.media),
+            or(&t.state)
+        );
     }
     let p = status.protocols.clone().unwrap_or_default();
     let _ = writeln!(out, "\n{}:", l.protocols);
@@ -163,11 +199,21 @@ pub fn render(status: &DeviceStatus, lang: Language) -> String {
     if !p.mac_address.is_empty() {
         let _ = writeln!(out, "  {}: {}", l.mac, p.mac_address);
     }
-    let _ = writeln!(out, "  {}: {}", l.enabled, or(&p.enabled_protocols.join(", ")));
+    let _ = writeln!(
+        out,
+        "  {}: {}",
+        l.enabled,
+        or(&p.enabled_protocols.join(", "))
+    );
     if !status.firmware_version.is_empty() {
         let _ = writeln!(out, "  {}: {}", l.firmware, status.firmware_version);
     }
-    let _ = writeln!(out, "\n{}: {}", l.read_at, format_time(status.read_at.as_ref()));
+    let _ = writeln!(
+        out,
+        "\n{}: {}",
+        l.read_at,
+        format_time(status.read_at.as_ref())
+    );
     out
 }
 
@@ -188,11 +234,21 @@ mod tests {
             conditions: vec![ActiveCondition {
                 item: "paper_jam".into(),
                 detail: "Tray 2".into(),
-                since: Some(Timestamp { seconds: 1_700_000_000, nanos: 0 }),
+                since: Some(Timestamp {
+                    seconds: 1_700_000_000,
+                    nanos: 0,
+                }),
                 event_id: "e1".into(),
             }],
-            supplies: vec![Supply { name: "Black toner".into(), level_percent: 42, ..Default::default() }],
-            protocols: Some(ProtocolSettings { host_name: "lobby".into(), ..Default::default() }),
+            supplies: vec![Supply {
+                name: "Black toner".into(),
+                level_percent: 42,
+                ..Default::default()
+            }],
+            protocols: Some(ProtocolSettings {
+                host_name: "lobby".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -203,7 +259,10 @@ mod tests {
         assert!(text.contains("Device status: Lobby printer"), "{text}");
         assert!(text.contains("Location: 1F lobby"));
         assert!(text.contains("State: error"));
-        assert!(text.contains("  - Paper jam [paper_jam] — Tray 2 (since 2023-11-14T22:13:20Z)"), "{text}");
+        assert!(
+            text.contains("  - Paper jam [paper_jam] — Tray 2 (since 2023-11-14T22:13:20Z)"),
+            "{text}"
+        );
         assert!(text.contains("  - Black toner: 42%"));
         assert!(text.contains("Host name: lobby"));
     }

@@ -37,8 +37,18 @@ impl Names {
     }
 
     /// The subject of one event.
-    pub fn event_subject(&self, device_id: &str, transition: TransitionKind, item: AlertItem) -> String {
-        format!("{}.event.{device_id}.{}.{}", self.subject_prefix, transition.as_str(), item.key())
+    pub fn event_subject(
+        &self,
+        device_id: &str,
+        transition: TransitionKind,
+        item: AlertItem,
+    ) -> String {
+        format!(
+            "{}.event.{device_id}.{}.{}",
+            self.subject_prefix,
+            transition.as_str(),
+            item.key()
+        )
     }
 
     /// Where undecodable events go, with the reason in a header.
@@ -67,7 +77,10 @@ impl Names {
     }
 
     /// Parses an event subject back into its parts.
-    pub fn parse_event_subject<'a>(&self, subject: &'a str) -> Result<EventSubject<'a>, SubjectError> {
+    pub fn parse_event_subject<'a>(
+        &self,
+        subject: &'a str,
+    ) -> Result<EventSubject<'a>, SubjectError> {
         let bad = || SubjectError(subject.to_owned());
         let rest = subject
             .strip_prefix(self.subject_prefix.as_str())
@@ -88,7 +101,11 @@ impl Names {
         if !is_token(device_id) {
             return Err(bad());
         }
-        Ok(EventSubject { device_id, transition, item })
+        Ok(EventSubject {
+            device_id,
+            transition,
+            item,
+        })
     }
 }
 
@@ -114,7 +131,10 @@ impl fmt::Display for TransitionKind {
 /// Whether `s` can stand as one subject token and one key-value key:
 /// non-empty, ASCII letters, digits, `-` and `_` only.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

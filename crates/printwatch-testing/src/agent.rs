@@ -76,7 +76,11 @@ log_level = "info,printwatch_agent=debug"
         let config_path = dir.path().join("printwatch.toml");
         std::fs::write(&config_path, config)?;
         let config_arg = config_path.to_string_lossy().into_owned();
-        let agent = Service::start("printwatch-agent", &["--config", &config_arg], &dir.path().join("agent.log"))?;
+        let agent = Service::start(
+            "printwatch-agent",
+            &["--config", &config_arg],
+            &dir.path().join("agent.log"),
+        )?;
         let fixture = AgentFixture {
             nats,
             names,
@@ -93,11 +97,17 @@ log_level = "info,printwatch_agent=debug"
     pub async fn wait_for_grpc(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if DeviceAgentClient::connect(self.grpc_url.clone()).await.is_ok() {
+            if DeviceAgentClient::connect(self.grpc_url.clone())
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("agent did not serve gRPC within {timeout:?}; log:\n{}", self.agent.log());
+                bail!(
+                    "agent did not serve gRPC within {timeout:?}; log:\n{}",
+                    self.agent.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -111,17 +121,29 @@ log_level = "info,printwatch_agent=debug"
     }
 
     /// Waits until the agent has read `device` and returns its status.
-    pub async fn wait_until_read(&self, device: &str, timeout: Duration) -> anyhow::Result<DeviceStatus> {
+    pub async fn wait_until_read(
+        &self,
+        device: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<DeviceStatus> {
         let deadline = Instant::now() + timeout;
         let mut client = self.client().await?;
         loop {
-            match client.get_device_status(GetDeviceStatusRequest { device_id: device.to_owned() }).await {
+            match client
+                .get_device_status(GetDeviceStatusRequest {
+                    device_id: device.to_owned(),
+                })
+                .await
+            {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(status) if status.code() == tonic::Code::Unavailable => {}
                 Err(status) => bail!("GetDeviceStatus({device}) failed: {status}"),
             }
             if Instant::now() > deadline {
-                bail!("agent did not read {device} within {timeout:?}; log:\n{}", self.agent.log());
+                bail!(
+                    "agent did not read {device} within {timeout:?}; log:\n{}",
+                    self.agent.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -135,19 +157,34 @@ log_level = "info,printwatch_agent=debug"
     /// Every event on the stream, in order.
     pub async fn events(&self) -> anyhow::Result<Vec<StoredEvent>> {
         let js = self.jetstream().await?;
-        let mut stream = js.get_stream(&self.names.stream).await.context("opening the events stream")?;
-        let state = stream.info().await.context("reading stream info")?.state.clone();
+        let mut stream = js
+            .get_stream(&self.names.stream)
+            .await
+            .context("opening the events stream")?;
+        let state = stream
+            .info()
+            .await
+            .context("reading stream info")?
+            .state
+            .clone();
         let mut out = Vec::new();
         if state.messages == 0 {
             return Ok(out);
         }
         for seq in state.first_sequence..=state.last_sequence {
-            let msg = stream.get_raw_message(seq).await.with_context(|| format!("reading message {seq}"))?;
-            let event = event::decode(&msg.payload).with_context(|| format!("decoding message {seq}"))?;
+            let msg = stream
+                .get_raw_message(seq)
+                .await
+                .with_context(|| format!("reading message {seq}"))?;
+            let event =
+                event::decode(&msg.payload).with_context(|| format!("decoding message {seq}"))?;
             out.push(StoredEvent {
                 sequence: seq,
                 subject: msg.subject.to_string(),
-                msg_id: msg.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned()),
+                msg_id: msg
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_owned()),
                 event,
             });
         }
@@ -155,7 +192,11 @@ log_level = "info,printwatch_agent=debug"
     }
 
     /// Waits until the stream holds at least `count` events, then returns all.
-    pub async fn wait_for_events(&self, count: usize, timeout: Duration) -> anyhow::Result<Vec<StoredEvent>> {
+    pub async fn wait_for_events(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<StoredEvent>> {
         let deadline = Instant::now() + timeout;
         loop {
             let events = self.events().await?;

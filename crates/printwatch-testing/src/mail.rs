@@ -305,7 +305,7 @@ impl MailBed {
     /// default password for everyone else.
     pub fn password_for(&self, user: &str) -> String {
         let local = user.split('@').next().unwrap_or(user).to_ascii_lowercase();
-        if self.named_users.iter().any(|u| *u == local) {
+        if self.named_users.contains(&local) {
             format!("{}{local}", self.named_password_prefix)
         } else {
             self.default_password.clone()

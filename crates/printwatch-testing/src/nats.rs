@@ -26,7 +26,12 @@ impl NatsServer {
             .tempdir()
             .context("creating the nats-server folder")?;
         let store = dir.path().join("store");
-        let mut server = NatsServer { child: None, port: 0, store, dir };
+        let mut server = NatsServer {
+            child: None,
+            port: 0,
+            store,
+            dir,
+        };
         server.launch()?;
         Ok(server)
     }
@@ -40,7 +45,11 @@ impl NatsServer {
         for entry in std::fs::read_dir(&ports_dir)?.flatten() {
             let _ = std::fs::remove_file(entry.path());
         }
-        let port_arg = if self.port == 0 { "-1".to_owned() } else { self.port.to_string() };
+        let port_arg = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -70,18 +79,21 @@ impl NatsServer {
     fn wait_for_port(&mut self, ports_dir: &Path, timeout: Duration) -> anyhow::Result<u16> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(port) = read_ports_file(ports_dir) {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(port);
-                }
+            if let Some(port) = read_ports_file(ports_dir)
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return Ok(port);
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!("nats-server exited with {status}; log: {}", self.log_tail());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("nats-server exited with {status}; log: {}", self.log_tail());
             }
             if Instant::now() > deadline {
-                bail!("nats-server did not listen within {timeout:?}; log: {}", self.log_tail());
+                bail!(
+                    "nats-server did not listen within {timeout:?}; log: {}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -143,9 +155,10 @@ fn nats_server_binary() -> PathBuf {
 /// Reads the client port from the `--ports_file_dir` JSON
 /// (`{"nats": ["nats://127.0.0.1:PORT"], …}`).
 fn read_ports_file(dir: &Path) -> Option<u16> {
-    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| {
-        e.path().extension().is_some_and(|x| x == "ports")
-    })?;
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
     let text = std::fs::read_to_string(entry.path()).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     let url = json.get("nats")?.as_array()?.first()?.as_str()?;

@@ -18,7 +18,10 @@ pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
         .context("test executable has no target folder")?;
     let path = profile_dir.join(name);
     if !path.exists() {
-        bail!("{} is not built; run the tests with `cargo nextest run --workspace`", path.display());
+        bail!(
+            "{} is not built; run the tests with `cargo nextest run --workspace`",
+            path.display()
+        );
     }
     Ok(path)
 }

@@ -71,26 +71,33 @@ impl Simulated {
             .await
             .map_err(|e| SourceError::Unreachable(format!("simulator store: {e}")))?;
         match entry {
-            Some(e) if e.operation == kv::Operation::Put => match serde_json::from_slice(&e.value) {
-                Ok(state) => Ok((state, e.revision)),
-                Err(err) => {
-                    tracing::warn!(device.id = %self.key, error = %err, "simulator state unreadable, starting afresh");
-                    Ok((self.initial(), e.revision))
+            Some(e) if e.operation == kv::Operation::Put => {
+                match serde_json::from_slice(&e.value) {
+                    Ok(state) => Ok((state, e.revision)),
+                    Err(err) => {
+                        tracing::warn!(device.id = %self.key, error = %err, "simulator state unreadable, starting afresh");
+                        Ok((self.initial(), e.revision))
+                    }
                 }
-            },
+            }
             Some(e) => Ok((self.initial(), e.revision)),
             None => Ok((self.initial(), 0)),
         }
     }
 
     fn initial(&self) -> SimState {
-        SimState { conditions: BTreeMap::new(), toner_level_percent: self.initial_toner }
+        SimState {
+            conditions: BTreeMap::new(),
+            toner_level_percent: self.initial_toner,
+        }
     }
 
     /// Reads the simulated printer.
     pub async fn read(&self) -> Result<Reading, SourceError> {
         if Instant::now() < self.ready_at {
-            return Err(SourceError::NotReady("the simulated printer is still starting".into()));
+            return Err(SourceError::NotReady(
+                "the simulated printer is still starting".into(),
+            ));
         }
         let (state, _) = self.load().await?;
         Ok(self.reading(&state))
@@ -110,7 +117,11 @@ impl Simulated {
             );
         }
         let tray_state = |n: usize| -> (&'static str, i32) {
-            let named = |item| conditions.get(&item).is_some_and(|d| d.contains(&format!("{n}")) || d.is_empty());
+            let named = |item| {
+                conditions
+                    .get(&item)
+                    .is_some_and(|d| d.contains(&format!("{n}")) || d.is_empty())
+            };
             if named(AlertItem::PaperOut) {
                 ("empty", 0)
             } else if named(AlertItem::TrayError) {
@@ -123,10 +134,19 @@ impl Simulated {
             .into_iter()
             .map(|(n, media)| {
                 let (state, level) = tray_state(n);
-                PaperTray { name: format!("Tray {n}"), media: media.into(), level_percent: level, state: state.into() }
+                PaperTray {
+                    name: format!("Tray {n}"),
+                    media: media.into(),
+                    level_percent: level,
+                    state: state.into(),
+                }
             })
             .collect();
-        let toner_level = if conditions.contains_key(&AlertItem::TonerEmpty) { 0 } else { state.toner_level_percent };
+        let toner_level = if conditions.contains_key(&AlertItem::TonerEmpty) {
+            0
+        } else {
+            state.toner_level_percent
+        };
         Reading {
             conditions,
             supplies: vec![Supply {
@@ -147,7 +167,13 @@ impl Simulated {
         for _ in 0..5 {
             let (mut state, revision) = self.load().await?;
             match &change {
-                SimChange::Raise { item: AlertItem::TonerLowLevel, .. } | SimChange::Clear { item: AlertItem::TonerLowLevel } => {
+                SimChange::Raise {
+                    item: AlertItem::TonerLowLevel,
+                    ..
+                }
+                | SimChange::Clear {
+                    item: AlertItem::TonerLowLevel,
+                } => {
                     return Err(SourceError::Unsupported(
                         "toner_low_level follows the toner level: set the level instead".into(),
                     ));
@@ -162,17 +188,27 @@ impl Simulated {
             }
             let value = serde_json::to_vec(&state).unwrap_or_default().into();
             let written = if revision == 0 {
-                self.store.create(self.key.as_str(), value).await.map(|_| ())
+                self.store
+                    .create(self.key.as_str(), value)
+                    .await
+                    .map(|_| ())
                     .map_err(|e| e.to_string())
             } else {
-                self.store.update(self.key.as_str(), value, revision).await.map(|_| ())
+                self.store
+                    .update(self.key.as_str(), value, revision)
+                    .await
+                    .map(|_| ())
                     .map_err(|e| e.to_string())
             };
             match written {
                 Ok(()) => return Ok(()),
-                Err(reason) => tracing::debug!(device.id = %self.key, %reason, "simulator state changed meanwhile, retrying"),
+                Err(reason) => {
+                    tracing::debug!(device.id = %self.key, %reason, "simulator state changed meanwhile, retrying")
+                }
             }
         }
-        Err(SourceError::Unreachable("simulator store: too many concurrent changes".into()))
+        Err(SourceError::Unreachable(
+            "simulator store: too many concurrent changes".into(),
+        ))
     }
 }
