@@ -131,12 +131,39 @@ pub async fn ensure_stream(
         description: Some("printwatch alert events (occurred / recovered)".into()),
         ..Default::default()
     };
-    js.create_or_update_stream(config)
-        .await
-        .map_err(|e| BusError::Stream {
-            stream: names.stream.clone(),
-            reason: e.to_string(),
-        })
+    let failed = |e: &dyn std::fmt::Display| BusError::Stream {
+        stream: names.stream.clone(),
+        reason: e.to_string(),
+    };
+    match js.get_stream(&names.stream).await {
+        Ok(mut existing) => {
+            // Keep what an operator tuned (limits, replicas, placement);
+            // correct only what printwatch relies on.
+            let info = existing.info().await.map_err(|e| failed(&e))?.clone();
+            let mut wanted = info.config.clone();
+            if !wanted.subjects.contains(&config.subjects[0]) {
+                wanted.subjects.push(config.subjects[0].clone());
+            }
+            if wanted.duplicate_window < DUPLICATE_WINDOW {
+                wanted.duplicate_window = DUPLICATE_WINDOW;
+            }
+            if wanted.subjects == info.config.subjects
+                && wanted.duplicate_window == info.config.duplicate_window
+            {
+                return Ok(info);
+            }
+            js.update_stream(wanted).await.map_err(|e| failed(&e))
+        }
+        Err(_) => match js.create_stream(config).await {
+            Ok(stream) => Ok(stream.cached_info().clone()),
+            // Another service may have created it meanwhile.
+            Err(e) => js
+                .get_stream(&names.stream)
+                .await
+                .map(|s| s.cached_info().clone())
+                .map_err(|_| failed(&e)),
+        },
+    }
 }
 
 /// Opens a key-value bucket, creating it (file storage, one value per key)

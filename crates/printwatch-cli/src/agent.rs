@@ -65,7 +65,12 @@ pub async fn devices(client: &mut Client, as_json: bool, lang: Language) -> Resu
         println!("{}", serde_json::Value::Array(devices));
         return Ok(());
     }
-    println!("{:<20} {:<14} {:<24} ACTIVE", "DEVICE", "STATE", "LOCATION");
+    println!(
+        "{} {} {} ACTIVE",
+        pad("DEVICE", 20),
+        pad("STATE", 10),
+        pad("LOCATION", 26)
+    );
     for d in &list.devices {
         let dev = d.device.clone().unwrap_or_default();
         let state = report::state_label(
@@ -78,7 +83,12 @@ pub async fn devices(client: &mut Client, as_json: bool, lang: Language) -> Resu
         } else {
             active.join(",")
         };
-        println!("{:<20} {:<14} {:<24} {active}", dev.id, state, dev.location);
+        println!(
+            "{} {} {} {active}",
+            pad(&dev.id, 20),
+            pad(state, 10),
+            pad(&dev.location, 26)
+        );
     }
     Ok(())
 }
@@ -166,4 +176,12 @@ fn check_item(item: &str) -> Result<(), Failure> {
     item.parse::<AlertItem>()
         .map(|_| ())
         .map_err(|e| Failure::new(e.to_string()))
+}
+
+/// `text` padded with spaces to `columns` terminal columns; Japanese
+/// labels take two columns a character, so `{:<N}` would misalign them.
+fn pad(text: &str, columns: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let width = text.width();
+    format!("{text}{}", " ".repeat(columns.saturating_sub(width)))
 }
