@@ -146,7 +146,7 @@ async fn a_publish_retried_across_a_server_restart_lands_once() -> anyhow::Resul
 
     let js = jetstream::new(nats.client().await?);
     assert_eq!(message_count(&js, &names).await?, 1);
-    let mut s = js.get_stream(&names.stream).await?;
+    let s = js.get_stream(&names.stream).await?;
     let stored = s.get_raw_message(1).await?;
     let decoded = printwatch_events::event::decode(&stored.payload)?;
     assert_eq!(decoded.event.event_id, ev.event_id);
