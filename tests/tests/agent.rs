@@ -374,3 +374,88 @@ async fn the_agent_stops_cleanly_on_sigterm() {
     );
     assert!(fx.agent.log().contains("agent stopped"));
 }
+
+#[tokio::test]
+async fn get_device_status_reports_identity_conditions_supplies_trays_and_protocols() {
+    let fx = AgentFixture::start(FLEET).await.unwrap();
+    fx.wait_until_read("p1", WAIT).await.unwrap();
+    let mut client = fx.client().await.unwrap();
+    let before = std::time::SystemTime::now() - Duration::from_secs(1);
+    client
+        .set_condition(raise("p1", "cover_open", "Front cover"))
+        .await
+        .unwrap();
+    fx.wait_for_events(1, WAIT).await.unwrap();
+
+    let status = client_status(&fx, "p1").await;
+    let dev = status.device.clone().unwrap();
+    assert_eq!(
+        (dev.id.as_str(), dev.name.as_str(), dev.model.as_str()),
+        ("p1", "Lobby printer", "RICOH IP C6020")
+    );
+    assert_eq!(dev.serial, "C6020-0001");
+    assert_eq!(dev.location, "1F lobby");
+    assert_eq!(dev.mail_address, "printer1@printwatch.test");
+    assert_eq!(
+        status.state(),
+        printwatch_proto::v1::DeviceState::Error,
+        "an open cover stops the printer"
+    );
+    assert_eq!(status.conditions.len(), 1);
+    let cond = &status.conditions[0];
+    assert_eq!(
+        (cond.item.as_str(), cond.detail.as_str()),
+        ("cover_open", "Front cover")
+    );
+    let since = printwatch_events::event::to_system_time(cond.since.as_ref());
+    assert!(
+        since >= before,
+        "the condition began {since:?}, before it was raised"
+    );
+    assert!(!status.supplies.is_empty(), "toner levels are reported");
+    assert!(
+        status
+            .supplies
+            .iter()
+            .all(|s| (0..=100).contains(&s.level_percent))
+    );
+    assert!(!status.trays.is_empty(), "paper trays are reported");
+    let protocols = status.protocols.clone().unwrap();
+    assert_eq!(protocols.host_name, "lobby-c6020");
+    assert_eq!(protocols.ipv4_addresses, vec!["192.0.2.10".to_owned()]);
+
+    // The other device is untouched and ready.
+    let p2 = client_status(&fx, "p2").await;
+    assert_eq!(p2.state(), printwatch_proto::v1::DeviceState::Ready);
+    assert!(p2.conditions.is_empty());
+}
+
+#[tokio::test]
+async fn the_standard_grpc_health_service_reports_serving() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let fx = AgentFixture::start(FLEET).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(fx.grpc_url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(overall.status(), ServingStatus::Serving);
+    let agent = health
+        .check(HealthCheckRequest {
+            service: "printwatch.v1.DeviceAgent".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(agent.status(), ServingStatus::Serving);
+}
