@@ -132,12 +132,20 @@ if ! pw_wait_port "$AGENT_PORT" 20; then
   tail -20 "$DEV_DIR/printwatch-agent.log" >&2
   exit 1
 fi
+start_service printwatch-notifier --config "$config"
+sleep 1
+if ! pw_pid_alive "$DEV_DIR/printwatch-notifier.pid"; then
+  echo "error: printwatch-notifier did not start; log $DEV_DIR/printwatch-notifier.log:" >&2
+  tail -20 "$DEV_DIR/printwatch-notifier.log" >&2
+  exit 1
+fi
 
 cat <<EOF
 printwatch is running.
   NATS           $nats_url (state in ${PW_NATS_DIR:-/tmp/pw-nats})
   mail bed       SMTP 127.0.0.1:$PW_SMTP_PORT, submission $PW_SUBMISSION_PORT, IMAP $PW_IMAP_PORT, POP3 $PW_POP3_PORT (state in $PW_MAIL_DIR)
   agent          http://127.0.0.1:$AGENT_PORT, log $DEV_DIR/printwatch-agent.log
+  notifier       log $DEV_DIR/printwatch-notifier.log; alerts go to alice@ and bob@$PW_MAIL_DOMAIN
   config         $config
 
 Try:
@@ -147,5 +155,7 @@ Try:
   printwatch status lobby-1
   printwatch clear lobby-1 paper_jam
   printwatch toner floor2-east 10
+  # the alert mails (IMAP 127.0.0.1:$PW_IMAP_PORT, user alice, password secret-alice):
+  ls $PW_MAIL_DIR/mail/$PW_MAIL_DOMAIN/alice/Maildir/new
 Stop it all with deploy/dev/down.sh.
 EOF

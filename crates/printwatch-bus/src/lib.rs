@@ -166,12 +166,60 @@ pub async fn ensure_stream(
     }
 }
 
+/// The stream that keeps dead letters (`<prefix>.deadletter.>`): events
+/// no service could read, with the reason, for an operator to inspect.
+/// Named `<stream>_DEADLETTER`; kept 30 days.
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    names: &Names,
+    replicas: usize,
+) -> Result<String, BusError> {
+    let name = format!("{}_DEADLETTER", names.stream);
+    if js.get_stream(&name).await.is_ok() {
+        return Ok(name);
+    }
+    let created = js
+        .create_stream(stream::Config {
+            name: name.clone(),
+            description: Some("printwatch messages no service could read, with the reason".into()),
+            subjects: vec![format!("{}.deadletter.>", names.subject_prefix)],
+            storage: stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(_) => Ok(name),
+        Err(e) => js
+            .get_stream(&name)
+            .await
+            .map(|_| name.clone())
+            .map_err(|_| BusError::Stream {
+                stream: name.clone(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
 /// Opens a key-value bucket, creating it (file storage, one value per key)
 /// if it does not exist yet.
 pub async fn ensure_bucket(
     js: &jetstream::Context,
     bucket: &str,
     replicas: usize,
+) -> Result<kv::Store, BusError> {
+    ensure_bucket_with_max_age(js, bucket, replicas, Duration::ZERO).await
+}
+
+/// [`ensure_bucket`] whose values expire `max_age` after they were written
+/// (`Duration::ZERO`: never), for records that only matter for a while.
+pub async fn ensure_bucket_with_max_age(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+    max_age: Duration,
 ) -> Result<kv::Store, BusError> {
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
@@ -191,6 +239,7 @@ pub async fn ensure_bucket(
             deny_delete: true,
             allow_direct: true,
             num_replicas: replicas.max(1),
+            max_age,
             discard: stream::DiscardPolicy::New,
             ..Default::default()
         })

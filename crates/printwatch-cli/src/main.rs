@@ -3,9 +3,13 @@
 //! Every command prints its result on stdout, or one line `error: …` on
 //! stderr and exits non-zero (2 for a bad config, 1 otherwise). `--json`
 //! prints data commands' results as JSON.
+//!
+//! `test-mail` needs no agent: it sends with the config's `[mail.smtp]`
+//! directly. Every other command talks to an agent.
 
 mod agent;
 mod json;
+mod test_mail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +57,12 @@ enum Command {
     Clear { device: String, item: String },
     /// Set a simulated device's toner level (0–100 %).
     Toner { device: String, percent: i32 },
+    /// Send a test mail with the configured SMTP settings; on failure, name
+    /// the step that failed (connect, TLS, auth, sender, recipient, data).
+    TestMail {
+        /// Where to send it.
+        address: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +114,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     {
         return check(file, *file_only, cli.json);
     }
+    if let Command::TestMail { address } = &cli.command {
+        let cfg = load_for_mail(&cli)?;
+        return test_mail::run(&cfg, address, cli.json).await;
+    }
     let cfg = load(&cli)?;
     let url = match (&cli.agent, &cfg) {
         (Some(url), _) => url.clone(),
@@ -117,7 +131,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let lang = cfg.as_ref().map(|c| c.mail.language).unwrap_or_default();
     let mut client = agent::connect(&url).await?;
     match cli.command {
-        Command::Config { .. } => Ok(()),
+        Command::Config { .. } | Command::TestMail { .. } => Ok(()),
         Command::Devices => agent::devices(&mut client, cli.json, lang).await,
         Command::Status { device } => agent::status(&mut client, &device, cli.json, lang).await,
         Command::Raise {
@@ -170,6 +184,18 @@ fn load(cli: &Cli) -> Result<Option<Config>, Failure> {
             code: 2,
             message: format!("invalid configuration\n{e}"),
         })
+}
+
+/// Loads the config for `test-mail`, which cannot do without one.
+fn load_for_mail(cli: &Cli) -> Result<Config, Failure> {
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("printwatch.toml"));
+    printwatch_config::load(&path, &ProcessEnv).map_err(|e| Failure {
+        code: 2,
+        message: format!("invalid configuration\n{e}"),
+    })
 }
 
 fn check(file: &std::path::Path, file_only: bool, as_json: bool) -> Result<(), Failure> {

@@ -15,6 +15,7 @@ use crate::device::DeviceConfig;
 use crate::error::{ConfigError, Problem};
 use crate::mail::MailConfig;
 use crate::nats::NatsConfig;
+use crate::notifier::NotifierConfig;
 use crate::on_demand::OnDemandConfig;
 use crate::read::{Deferred, Scope};
 use crate::telemetry::TelemetryConfig;
@@ -28,6 +29,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub alerts: AlertsConfig,
     pub on_demand: OnDemandConfig,
+    pub notifier: NotifierConfig,
     pub telemetry: TelemetryConfig,
     pub(crate) present: Present,
     pub(crate) deferred: Vec<Deferred>,
@@ -116,12 +118,11 @@ impl Config {
             ));
         }
         let routed = self.alerts.items.values().any(|i| !i.groups.is_empty())
-            || self.devices.iter().any(|d| !d.extra_groups.is_empty())
-            || self.mail.admin_address.is_some();
+            || self.devices.iter().any(|d| !d.extra_groups.is_empty());
         if !routed {
             problems.push(Problem::new(
                 "alerts.items",
-                "no alert item names a group (and there is no admin_address or extra_groups), so nothing would be mailed; \
+                "no alert item names a group (and no device has extra_groups), so nothing would be mailed; \
                  set groups = [...] in [alerts.items.<item>]",
             ));
         }

@@ -26,6 +26,7 @@ mod env;
 mod error;
 mod mail;
 mod nats;
+mod notifier;
 mod on_demand;
 mod read;
 pub mod secret;
@@ -47,6 +48,7 @@ pub use mail::{
     Security, SmtpConfig,
 };
 pub use nats::{DEFAULT_NATS_URL, NatsAuth, NatsConfig, NatsTls};
+pub use notifier::NotifierConfig;
 pub use on_demand::{DEFAULT_MAX_REQUEST_BYTES, OnDemandConfig, SenderPattern};
 pub use printwatch_events::{AlertItem, Language};
 pub use secret::Secret;
@@ -112,6 +114,7 @@ fn parse_from(
     let mail = mail::read(&mut r, &mut root);
     let on_demand_present = root.has("on_demand");
     let on_demand = on_demand::read(&mut r, &mut root);
+    let notifier = notifier::read(&mut r, &mut root);
     let telemetry = telemetry::read(&mut r, &mut root);
     r.finish(root);
 
@@ -129,6 +132,7 @@ fn parse_from(
         mail,
         alerts,
         on_demand,
+        notifier,
         telemetry,
         present: config::Present {
             advertise,

@@ -93,6 +93,17 @@ log_level = "info,printwatch_agent=debug"
         Ok(fixture)
     }
 
+    /// Starts another printwatch service (`printwatch-notifier`, …) with
+    /// this fixture's config file, logging to `<dir>/<log_name>.log`.
+    pub fn start_service(&self, name: &str, log_name: &str) -> anyhow::Result<Service> {
+        let config = self.config_path.to_string_lossy().into_owned();
+        Service::start(
+            name,
+            &["--config", &config],
+            &self.dir.path().join(format!("{log_name}.log")),
+        )
+    }
+
     /// Waits until the agent's gRPC port answers.
     pub async fn wait_for_grpc(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;

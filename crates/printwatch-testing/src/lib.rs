@@ -10,6 +10,7 @@ pub mod agent;
 pub mod mail;
 pub mod nats;
 pub mod process;
+pub mod proxy;
 
 /// A name unique to this test run, usable as a NATS stream, bucket or
 /// subject token (`[A-Za-z0-9_]` only).
