@@ -537,7 +537,60 @@ async fn a_notifier_killed_in_the_middle_of_1000_events_mails_each_exactly_once_
     let at_kill = bed.mailbox_count(&to).await.unwrap_or(0);
     assert!(at_kill < ids.len(), "all mails went out before the kill");
     notifier.restart().unwrap();
-    assert_each_mailed_once(&bed, &to, &ids).await;
+
+    // Nothing is ever mailed twice. A mail whose DATA the killed notifier
+    // had begun but not finished is the documented window: it is logged as
+    // uncertain (at most one per SMTP connection) and not sent again; every
+    // other event arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let mails = bed.read_mailbox_now(&to).await.unwrap();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for m in &mails {
+            *seen
+                .entry(m.header("X-Printwatch-Event-Id").unwrap_or_default())
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "mailed twice: {twice:?}");
+        let log = notifier.log();
+        let uncertain: Vec<&String> = ids
+            .iter()
+            .filter(|id| {
+                log.contains("uncertain")
+                    && log
+                        .lines()
+                        .any(|l| l.contains("uncertain") && l.contains(id.as_str()))
+            })
+            .collect();
+        let missing: Vec<&String> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();
+        assert!(
+            uncertain.len() <= 4,
+            "more uncertain mails than SMTP connections: {uncertain:?}"
+        );
+        if missing.iter().all(|id| uncertain.contains(id)) {
+            eprintln!(
+                "{} of {} events mailed, {} uncertain (killed at {at_kill})",
+                seen.len(),
+                ids.len(),
+                uncertain.len()
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} events neither mailed nor reported uncertain",
+            missing.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bed.ensure_mail_count_stays(
+        &to,
+        bed.mailbox_count(&to).await.unwrap(),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -568,4 +621,52 @@ async fn two_replicas_share_the_events_and_mail_each_exactly_once() {
             n.log()
         );
     }
+}
+
+#[tokio::test]
+async fn a_refused_recipient_neither_holds_up_the_others_nor_makes_them_get_a_second_mail() {
+    let bed = MailBed::shared().unwrap();
+    let good = bed.fresh_address("t-good");
+    let refused = bed.fresh_address("reject");
+    let deferred = bed.fresh_address("defer");
+    let config = format!(
+        "{}\n[alerts.groups]\nops = [\"{good}\", \"{refused}\", \"{deferred}\"]\n[alerts.items.paper_jam]\ngroups = [\"ops\"]\n\n[[devices]]\nid = \"p1\"\nsource = \"simulated\"\n",
+        mail_section(
+            &bed,
+            bed.submission_port(),
+            &bed.password_for("notify"),
+            "ja"
+        )
+    );
+    let fx = AgentFixture::start(&config).await.unwrap();
+    let notifier = fx.start_service("printwatch-notifier", "notifier").unwrap();
+    let ids = publish_events(&fx, 1).await;
+    assert_each_mailed_once(&bed, &good, &ids).await;
+    // The deferred recipient (450) makes the event come again and again;
+    // the good recipient still has exactly one mail after several rounds.
+    let deadline = std::time::Instant::now() + WAIT;
+    while notifier
+        .log()
+        .matches("refused for now; will retry")
+        .count()
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retries:\n{}",
+            notifier.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bed.ensure_mail_count_stays(&good, 1, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let log = notifier.log();
+    assert_eq!(
+        log.matches("recipient refused for good; not retried")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains(&refused) && log.contains("550"), "{log}");
 }

@@ -241,7 +241,7 @@ impl Handler {
                 for rcpt in &rcpts {
                     let rev = revision_of(&revisions, rcpt);
                     let (state, note) = if uncertain {
-                        tracing::error!(event.id = id, recipient = rcpt, error = %e, "the connection failed after the mail was handed over; it has most likely arrived and is not sent again");
+                        tracing::error!(event.id = id, recipient = rcpt, error = %e, "uncertain: the connection failed after the mail was handed over; it has most likely arrived and is not sent again");
                         METRICS.uncertain.inc();
                         (State::Uncertain, "connection lost after DATA")
                     } else if e.permanent && e.step == printwatch_smtp::Step::Data {

@@ -162,10 +162,11 @@ impl Ledger {
             }
             State::Committing => {
                 tracing::error!(
-                    key,
+                    event.id = event_id,
+                    recipient,
                     owner = record.owner,
                     ?age,
-                    "a notifier stopped while the server was taking this mail; it has most likely arrived and is not sent again"
+                    "uncertain: a notifier stopped while the server was taking this mail; it has most likely arrived and is not sent again"
                 );
                 crate::metrics::METRICS.uncertain.inc();
                 let reason = format!("owner {} stopped during DATA", record.owner);
