@@ -6,6 +6,9 @@
 //! domain, not its subdomains (`mail.example.test` is listed on its own):
 //! an allow list that grows by itself is not an allow list.
 
+use std::time::Duration;
+
+use crate::duration::{DAY, secs};
 use crate::read::{Reader, Section, echo};
 use crate::validate;
 
@@ -27,6 +30,16 @@ pub struct OnDemandConfig {
     pub allowed_senders: Vec<SenderPattern>,
     /// Request mails larger than this are not answered.
     pub max_request_bytes: u64,
+    /// At most this many replies to one sender per `reply_window`, so the
+    /// printers cannot be used to flood someone.
+    pub max_replies_per_sender: u32,
+    pub reply_window: Duration,
+    /// How long a request is kept and retried while its device's agent is
+    /// away or the device is not yet readable, before giving up.
+    pub give_up_after: Duration,
+    /// Delete mail that is not answered (not a request, not allowed, …)
+    /// instead of leaving it in the mailbox.
+    pub delete_ignored: bool,
 }
 
 impl Default for OnDemandConfig {
@@ -37,6 +50,10 @@ impl Default for OnDemandConfig {
             restrict: false,
             allowed_senders: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_replies_per_sender: 10,
+            reply_window: secs(3600),
+            give_up_after: DAY,
+            delete_ignored: false,
         }
     }
 }
@@ -132,6 +149,24 @@ pub(crate) fn read(r: &mut Reader<'_>, root: &mut Section<'_>) -> OnDemandConfig
         "a size in bytes 1..=67108864",
     ) {
         c.max_request_bytes = u64::try_from(n).unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+    }
+    if let Some(n) = r.integer(
+        &mut s,
+        "max_replies_per_sender",
+        1,
+        100_000,
+        "a number 1..=100000",
+    ) {
+        c.max_replies_per_sender = u32::try_from(n).unwrap_or(10);
+    }
+    if let Some(d) = r.duration(&mut s, "reply_window", secs(1), secs(7 * 24 * 3600)) {
+        c.reply_window = d;
+    }
+    if let Some(d) = r.duration(&mut s, "give_up_after", secs(1), secs(30 * 24 * 3600)) {
+        c.give_up_after = d;
+    }
+    if let Some(b) = r.bool(&mut s, "delete_ignored") {
+        c.delete_ignored = b;
     }
     r.finish(s);
     c

@@ -1,0 +1,500 @@
+//! The inbox service (`printwatch-inbox`), SPEC §1.3 for a whole fleet:
+//! polls the notification account over POP3 or IMAP4 (IMAP IDLE when the
+//! server offers it), answers each `requeststatus` mail with the status of
+//! the device it was sent to, and never answers twice, to the wrong
+//! people, or to a machine.
+//!
+//! - [`request`] decides what a message is (a request for which device,
+//!   or why it gets no reply);
+//! - [`agents`] finds the agent that owns the device and asks it;
+//! - [`reply`] builds the answer; [`answered`] remembers every message, so
+//!   a request is answered once and a mail that gets no reply is logged
+//!   once;
+//! - a request whose agent is away, or whose device was not read yet (the
+//!   manual's "right after power-on"), stays in the mailbox and is tried
+//!   again on each poll until `[on_demand] give_up_after`.
+
+pub mod agents;
+pub mod answered;
+pub mod reply;
+pub mod request;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use printwatch_config::{Config, ReceiveProtocol};
+use printwatch_mailbox::{Listed, MailboxSettings, Session};
+use printwatch_smtp::{CommitFuture, Mailer};
+use tokio::sync::Mutex;
+
+use crate::agents::Agents;
+use crate::answered::{Answered, Claim, State, now_ms};
+use crate::request::{Reason, Verdict};
+
+/// Why the inbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error(transparent)]
+    Bus(#[from] printwatch_bus::BusError),
+    #[error("SMTP settings: {0}")]
+    Smtp(#[from] printwatch_smtp::SetupError),
+    #[error("mailbox settings: {0}")]
+    Mailbox(#[from] printwatch_mailbox::MailboxError),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+}
+
+/// Counters, logged at shutdown.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub answered: AtomicU64,
+    pub ignored: AtomicU64,
+    pub waiting: AtomicU64,
+    pub gave_up: AtomicU64,
+}
+
+/// A built, not yet running inbox.
+pub struct Application {
+    cfg: Arc<Config>,
+    settings: MailboxSettings,
+    protocol: ReceiveProtocol,
+    account: String,
+    mailer: Mailer,
+    ledger: Answered,
+    agents: Agents,
+    client: async_nats::Client,
+    limiter: Mutex<HashMap<String, VecDeque<Instant>>>,
+    pub counters: Counters,
+}
+
+impl Application {
+    pub async fn build(cfg: &Config) -> Result<Application, InboxError> {
+        let cfg = Arc::new(cfg.clone());
+        let smtp = cfg
+            .mail
+            .smtp
+            .as_ref()
+            .ok_or(InboxError::Missing("[mail.smtp]"))?;
+        let receive = cfg
+            .mail
+            .receive
+            .as_ref()
+            .ok_or(InboxError::Missing("[mail.receive]"))?;
+        let account = cfg
+            .mail
+            .account
+            .as_ref()
+            .ok_or(InboxError::Missing("[mail.account]"))?;
+        let settings = MailboxSettings::from_config(receive, account)?;
+        let mailer = Mailer::new(smtp, cfg.mail.pop_before_smtp.as_ref())?;
+        let names = cfg.names();
+        let client = printwatch_bus::connect(&cfg.nats, "printwatch-inbox", None).await?;
+        let js = jetstream::new(client.clone());
+        let replicas = cfg.nats.replicas;
+        let store = printwatch_bus::ensure_bucket_with_max_age(
+            &js,
+            &names.answered_bucket(),
+            replicas,
+            Duration::from_secs(30 * 24 * 3600),
+        )
+        .await?;
+        let registry =
+            printwatch_bus::ensure_bucket(&js, &names.devices_bucket(), replicas).await?;
+        let owner = format!("inbox-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let lease = (receive.poll_interval * 4).max(Duration::from_secs(60));
+        let account_key = format!("{}@{}:{}", settings.username, settings.host, settings.port);
+        tracing::info!(owner, mailbox = account_key, protocol = ?receive.protocol, "inbox ready");
+        Ok(Application {
+            protocol: receive.protocol,
+            settings,
+            account: account_key,
+            mailer,
+            ledger: Answered::new(store, owner, lease),
+            agents: Agents::new(registry, Duration::from_secs(10)),
+            client,
+            limiter: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            cfg,
+        })
+    }
+
+    /// Polls and answers until `shutdown` completes.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), InboxError> {
+        tokio::pin!(shutdown);
+        let poll = self
+            .cfg
+            .mail
+            .receive
+            .as_ref()
+            .map_or(Duration::from_secs(30), |r| r.poll_interval);
+        loop {
+            let session = tokio::select! {
+                () = &mut shutdown => break,
+                s = printwatch_mailbox::connect(&self.settings, self.protocol) => s,
+            };
+            let mut session = match session {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the mailbox; trying again");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(poll) => continue,
+                    }
+                }
+            };
+            let stop = loop {
+                if let Err(e) = self.poll_once(&mut session).await {
+                    tracing::warn!(error = %e, "mailbox session failed; reconnecting");
+                    break false;
+                }
+                if session.can_wait() {
+                    tokio::select! {
+                        () = &mut shutdown => break true,
+                        r = session.wait_for_change(poll) => if let Err(e) = r {
+                            tracing::warn!(error = %e, "waiting for new mail failed; reconnecting");
+                            break false;
+                        },
+                    }
+                } else {
+                    // POP3: QUIT commits the deletions; new mail shows on
+                    // the next connection.
+                    break false;
+                }
+            };
+            let _ = session.logout().await;
+            if stop {
+                break;
+            }
+            if !matches!(self.protocol, ReceiveProtocol::Imap) {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(poll) => {}
+                }
+            }
+        }
+        tracing::info!(
+            answered = self.counters.answered.load(Ordering::Relaxed),
+            ignored = self.counters.ignored.load(Ordering::Relaxed),
+            waiting = self.counters.waiting.load(Ordering::Relaxed),
+            gave_up = self.counters.gave_up.load(Ordering::Relaxed),
+            "inbox stopped"
+        );
+        self.mailer.close().await;
+        let _ = self.client.drain().await;
+        Ok(())
+    }
+
+    /// Handles every message in the mailbox once.
+    pub async fn poll_once(
+        &self,
+        session: &mut Session,
+    ) -> Result<(), printwatch_mailbox::MailboxError> {
+        let listed = session.list().await?;
+        for item in listed {
+            self.handle(session, &item).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        session: &mut Session,
+        item: &Listed,
+    ) -> Result<(), printwatch_mailbox::MailboxError> {
+        let key = Answered::key(&self.account, &item.id);
+        let od = &self.cfg.on_demand;
+        match self.ledger.get(&key).await {
+            Ok(Some((record, _))) if matches!(record.state, State::Answered) => {
+                return session.finish(&item.id, false).await;
+            }
+            Ok(Some((record, _))) if matches!(record.state, State::Ignored) => {
+                if od.delete_ignored {
+                    return session.finish(&item.id, true).await;
+                }
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the answered ledger; trying on the next poll");
+                return Ok(());
+            }
+        }
+        if item.size > od.max_request_bytes {
+            return self
+                .ignore(session, item, &key, Reason::TooBig, None, None)
+                .await;
+        }
+        let raw = match session.fetch(&item.id, od.max_request_bytes).await {
+            Ok(raw) => raw,
+            Err(printwatch_mailbox::MailboxError::TooBig { .. }) => {
+                return self
+                    .ignore(session, item, &key, Reason::TooBig, None, None)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
+        let request = match request::classify(&raw, item.size, &self.cfg) {
+            Verdict::Answer(r) => r,
+            Verdict::Ignore(i) => {
+                return self
+                    .ignore(
+                        session,
+                        item,
+                        &key,
+                        i.reason,
+                        i.sender.as_deref(),
+                        i.subject.as_deref(),
+                    )
+                    .await;
+            }
+        };
+        let (revision, first_seen_ms) = match self.ledger.claim(&key).await {
+            Ok(Claim::Mine {
+                revision,
+                first_seen_ms,
+            }) => (revision, first_seen_ms),
+            Ok(Claim::Done(State::Answered)) => return session.finish(&item.id, false).await,
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim the request; trying on the next poll");
+                return Ok(());
+            }
+        };
+        if !self.allow_reply(&request.reply_to).await {
+            let _ = self
+                .ledger
+                .set(
+                    &key,
+                    revision,
+                    State::Ignored,
+                    first_seen_ms,
+                    "rate limited",
+                )
+                .await;
+            self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                sender = request.reply_to,
+                device.id = request.device_id,
+                reason = "rate limited",
+                "no reply: the sender asked more often than [on_demand] max_replies_per_sender allows"
+            );
+            return Ok(());
+        }
+        let status = match self.agents.status(&request.device_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                let waited = Duration::from_millis(now_ms().saturating_sub(first_seen_ms));
+                if waited >= od.give_up_after {
+                    tracing::error!(sender = request.reply_to, device.id = request.device_id, error = %e, ?waited,
+                        "giving up on a request: no status within [on_demand] give_up_after");
+                    self.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                    let _ = self
+                        .ledger
+                        .set(
+                            &key,
+                            revision,
+                            State::Ignored,
+                            first_seen_ms,
+                            &format!("gave up: {e}"),
+                        )
+                        .await;
+                    return Ok(());
+                }
+                tracing::info!(sender = request.reply_to, device.id = request.device_id, error = %e,
+                    "no status yet; the request is kept and tried again on the next poll");
+                self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+                let _ = self
+                    .ledger
+                    .set(
+                        &key,
+                        revision,
+                        State::Waiting,
+                        first_seen_ms,
+                        &e.to_string(),
+                    )
+                    .await;
+                return Ok(());
+            }
+        };
+        let device = self.cfg.device(&request.device_id);
+        let from = device
+            .and_then(|d| d.mail_address.clone())
+            .or_else(|| self.cfg.mail.account.as_ref().map(|a| a.address.clone()))
+            .unwrap_or_default();
+        let message = match reply::message(
+            &status,
+            &reply::ReplyParts {
+                from: &from,
+                to: &request.reply_to,
+                common_subject: &od.common_subject,
+                common_body: &od.common_body,
+                language: self.cfg.mail.language,
+                in_reply_to: request.message_id.as_deref(),
+                references: &request.references,
+                reply_id: &key,
+            },
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the reply; not answered");
+                let _ = self
+                    .ledger
+                    .set(
+                        &key,
+                        revision,
+                        State::Ignored,
+                        first_seen_ms,
+                        &e.to_string(),
+                    )
+                    .await;
+                return Ok(());
+            }
+        };
+        let rev = Arc::new(std::sync::Mutex::new(revision));
+        let commit = {
+            let ledger = self.ledger.clone();
+            let key = key.clone();
+            let rev = rev.clone();
+            move |_: &[String]| -> CommitFuture {
+                Box::pin(async move {
+                    let current = rev.lock().map(|r| *r).unwrap_or(0);
+                    let new = ledger
+                        .set(&key, current, State::Committing, first_seen_ms, "")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if let Ok(mut r) = rev.lock() {
+                        *r = new;
+                    }
+                    Ok(())
+                })
+            }
+        };
+        let current = |rev: &std::sync::Mutex<u64>| rev.lock().map(|r| *r).unwrap_or(0);
+        match self
+            .mailer
+            .send_committing(
+                &from,
+                std::slice::from_ref(&request.reply_to),
+                &message,
+                commit,
+            )
+            .await
+        {
+            Ok(d) if !d.accepted.is_empty() => {
+                let _ = self
+                    .ledger
+                    .set(&key, current(&rev), State::Answered, first_seen_ms, "")
+                    .await;
+                self.counters.answered.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    to = request.reply_to,
+                    device.id = request.device_id,
+                    "status reply sent"
+                );
+                session.finish(&item.id, false).await?;
+            }
+            Ok(d) => {
+                let why = d
+                    .refused
+                    .first()
+                    .map(|r| r.reply.clone())
+                    .unwrap_or_default();
+                tracing::warn!(
+                    to = request.reply_to,
+                    reply = why,
+                    "the reply's recipient was refused; not answered"
+                );
+                let _ = self
+                    .ledger
+                    .set(&key, current(&rev), State::Ignored, first_seen_ms, &why)
+                    .await;
+                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) if e.outcome_unknown() => {
+                tracing::error!(to = request.reply_to, error = %e, "uncertain: the connection failed after the reply was handed over; not sent again");
+                let _ = self
+                    .ledger
+                    .set(
+                        &key,
+                        current(&rev),
+                        State::Answered,
+                        first_seen_ms,
+                        &e.to_string(),
+                    )
+                    .await;
+                session.finish(&item.id, false).await?;
+            }
+            Err(e) => {
+                tracing::warn!(to = request.reply_to, error = %e, "sending the reply failed; trying on the next poll");
+                let _ = self
+                    .ledger
+                    .set(
+                        &key,
+                        current(&rev),
+                        State::Waiting,
+                        first_seen_ms,
+                        &e.to_string(),
+                    )
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ignore(
+        &self,
+        session: &mut Session,
+        item: &Listed,
+        key: &str,
+        reason: Reason,
+        sender: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<(), printwatch_mailbox::MailboxError> {
+        match self.ledger.ignore(key, reason.as_str()).await {
+            Ok(true) => {
+                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    message = item.id,
+                    size = item.size,
+                    sender,
+                    subject,
+                    reason = reason.as_str(),
+                    "no reply"
+                );
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record an ignored message"),
+        }
+        if self.cfg.on_demand.delete_ignored {
+            session.finish(&item.id, true).await?;
+        }
+        Ok(())
+    }
+
+    /// The per-sender reply limit: at most `max_replies_per_sender` per
+    /// `reply_window` (kept by each inbox process).
+    async fn allow_reply(&self, sender: &str) -> bool {
+        let od = &self.cfg.on_demand;
+        let now = Instant::now();
+        let mut map = self.limiter.lock().await;
+        let times = map.entry(sender.to_ascii_lowercase()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > od.reply_window)
+        {
+            times.pop_front();
+        }
+        if times.len() >= od.max_replies_per_sender as usize {
+            return false;
+        }
+        times.push_back(now);
+        true
+    }
+}
