@@ -58,7 +58,23 @@ username = "notify"
 password_file = "smtp_password"
 
 [mail.account]
-address = "notify@$PW_MAIL_DOMAIN"
+address = "status@$PW_MAIL_DOMAIN"
+receive = true
+username = "status@$PW_MAIL_DOMAIN"
+password = "$PW_MAIL_DEFAULT_PASSWORD"
+
+[mail.receive]
+protocol = "imap"
+host = "127.0.0.1"
+port = $PW_IMAPS_PORT
+security = "tls"
+ca_file = "$PW_MAIL_CA_FILE"
+poll_interval = "5s"
+
+[on_demand]
+common_subject = "[printwatch] "
+common_body = "printwatch local test bed"
+allowed_senders = ["$PW_MAIL_DOMAIN"]
 
 [alerts]
 common_body = "printwatch local test bed"
@@ -132,13 +148,17 @@ if ! pw_wait_port "$AGENT_PORT" 20; then
   tail -20 "$DEV_DIR/printwatch-agent.log" >&2
   exit 1
 fi
-start_service printwatch-notifier --config "$config"
+for svc in printwatch-notifier printwatch-inbox; do
+  start_service "$svc" --config "$config"
+done
 sleep 1
-if ! pw_pid_alive "$DEV_DIR/printwatch-notifier.pid"; then
-  echo "error: printwatch-notifier did not start; log $DEV_DIR/printwatch-notifier.log:" >&2
-  tail -20 "$DEV_DIR/printwatch-notifier.log" >&2
-  exit 1
-fi
+for svc in printwatch-notifier printwatch-inbox; do
+  if ! pw_pid_alive "$DEV_DIR/$svc.pid"; then
+    echo "error: $svc did not start; log $DEV_DIR/$svc.log:" >&2
+    tail -20 "$DEV_DIR/$svc.log" >&2
+    exit 1
+  fi
+done
 
 cat <<EOF
 printwatch is running.
@@ -146,6 +166,7 @@ printwatch is running.
   mail bed       SMTP 127.0.0.1:$PW_SMTP_PORT, submission $PW_SUBMISSION_PORT, IMAP $PW_IMAP_PORT, POP3 $PW_POP3_PORT (state in $PW_MAIL_DIR)
   agent          http://127.0.0.1:$AGENT_PORT, log $DEV_DIR/printwatch-agent.log
   notifier       log $DEV_DIR/printwatch-notifier.log; alerts go to alice@ and bob@$PW_MAIL_DOMAIN
+  inbox          log $DEV_DIR/printwatch-inbox.log; reads status@$PW_MAIL_DOMAIN over IMAPS
   config         $config
 
 Try:
@@ -157,5 +178,8 @@ Try:
   printwatch toner floor2-east 10
   # the alert mails (IMAP 127.0.0.1:$PW_IMAP_PORT, user alice, password secret-alice):
   ls $PW_MAIL_DIR/mail/$PW_MAIL_DOMAIN/alice/Maildir/new
+  # ask lobby-1 (printer1@) for its status; the reply lands in alice's mailbox:
+  swaks --server 127.0.0.1:$PW_SMTP_PORT --from alice@$PW_MAIL_DOMAIN --to status@$PW_MAIL_DOMAIN \\
+        --header "To: printer1@$PW_MAIL_DOMAIN" --header "Subject: requeststatus" --body "status please"
 Stop it all with deploy/dev/down.sh.
 EOF

@@ -345,13 +345,22 @@ async fn restrict_true_answers_nobody() {
 }
 
 #[tokio::test]
-async fn a_request_made_while_the_agent_is_down_is_answered_once_it_is_back() {
+async fn pop3_a_request_made_while_the_agent_is_down_is_answered_once_it_is_back() {
+    agent_down(Proto::Pop3).await;
+}
+
+#[tokio::test]
+async fn imap_a_request_made_while_the_agent_is_down_is_answered_once_it_is_back() {
+    agent_down(Proto::Imap).await;
+}
+
+async fn agent_down(proto: Proto) {
     let bed = MailBed::shared().unwrap();
     let account = bed.fresh_address("t-inbox");
     let ops = bed.fresh_address("t-ops");
     let cfg = config(
         &bed,
-        Proto::Imap,
+        proto,
         &account,
         &[("p1", "1F")],
         &format!("allowed_senders = [\"{ops}\"]"),
@@ -510,13 +519,22 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 #[tokio::test]
-async fn a_hostile_corpus_causes_no_panic_and_no_reply() {
+async fn pop3_a_hostile_corpus_causes_no_panic_and_no_reply() {
+    hostile(Proto::Pop3).await;
+}
+
+#[tokio::test]
+async fn imap_a_hostile_corpus_causes_no_panic_and_no_reply() {
+    hostile(Proto::Imap).await;
+}
+
+async fn hostile(proto: Proto) {
     let bed = MailBed::shared().unwrap();
     let account = bed.fresh_address("t-inbox");
     let ops = bed.fresh_address("t-ops");
     let cfg = config(
         &bed,
-        Proto::Imap,
+        proto,
         &account,
         &[("p1", "1F")],
         &format!("allowed_senders = [\"{ops}\"]\nmax_replies_per_sender = 1000"),
@@ -552,13 +570,22 @@ async fn a_hostile_corpus_causes_no_panic_and_no_reply() {
 }
 
 #[tokio::test]
-async fn an_inbox_killed_in_the_middle_of_200_requests_answers_each_exactly_once() {
+async fn pop3_an_inbox_killed_in_the_middle_of_200_requests_answers_each_exactly_once() {
+    killed(Proto::Pop3).await;
+}
+
+#[tokio::test]
+async fn imap_an_inbox_killed_in_the_middle_of_200_requests_answers_each_exactly_once() {
+    killed(Proto::Imap).await;
+}
+
+async fn killed(proto: Proto) {
     let bed = MailBed::shared().unwrap();
     let account = bed.fresh_address("t-inbox");
     let ops = bed.fresh_address("t-ops");
     let cfg = config(
         &bed,
-        Proto::Imap,
+        proto,
         &account,
         &[("p1", "1F")],
         &format!("allowed_senders = [\"{ops}\"]\nmax_replies_per_sender = 1000"),
