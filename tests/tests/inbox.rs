@@ -635,3 +635,64 @@ async fn killed(proto: Proto) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn each_device_can_have_its_own_mailbox() {
+    let bed = MailBed::shared().unwrap();
+    let account = bed.fresh_address("t-inbox");
+    let ops = bed.fresh_address("t-ops");
+    let mut cfg = config(
+        &bed,
+        Proto::Imap,
+        &account,
+        &[],
+        &format!("allowed_senders = [\"{ops}\"]"),
+    )
+    .replace("receive = true", "receive = false");
+    // Fresh device addresses, each its own mailbox on the same server.
+    let p1 = bed.fresh_address("t-p1");
+    let p2 = bed.fresh_address("t-p2");
+    for (id, addr, location) in [("p1", &p1, "1F lobby"), ("p2", &p2, "3F office")] {
+        cfg.push_str(&format!(
+            "\n[[devices]]\nid = \"{id}\"\nname = \"Printer {id}\"\nlocation = \"{location}\"\nmail_address = \"{addr}\"\nsource = \"simulated\"\n[devices.mailbox]\nusername = \"{addr}\"\npassword = \"{}\"\n",
+            bed.password_for(addr)
+        ));
+    }
+    let fx = AgentFixture::start(&cfg).await.unwrap();
+    fx.wait_until_read("p2", WAIT).await.unwrap();
+    let inbox = fx.start_service("printwatch-inbox", "inbox").unwrap();
+    for (to, mailbox) in [(&p1, &p1), (&p2, &p2)] {
+        let raw = format!(
+            "From: {ops}\r\nTo: {to}\r\nSubject: requeststatus\r\nMessage-ID: <{}@example.test>\r\n\r\nplease\r\n",
+            uuid::Uuid::new_v4().simple()
+        );
+        bed.send_raw(&ops, &[mailbox.as_str()], raw.as_bytes())
+            .await
+            .unwrap();
+    }
+    let replies = bed
+        .wait_for_mail(&ops, 2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", inbox.log()));
+    let mut subjects: Vec<String> = replies
+        .iter()
+        .map(|r| r.subject().unwrap_or_default().to_owned())
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "[printwatch] Device status: Printer p1",
+            "[printwatch] Device status: Printer p2"
+        ]
+    );
+    let p2_reply = replies
+        .iter()
+        .find(|r| r.subject().is_some_and(|s| s.ends_with("p2")))
+        .unwrap();
+    assert_eq!(p2_reply.from().as_deref(), Some(p2.as_str()));
+    assert!(p2_reply.text_body().unwrap().contains("3F office"));
+    bed.ensure_mail_count_stays(&ops, 2, Duration::from_secs(2))
+        .await
+        .unwrap();
+}

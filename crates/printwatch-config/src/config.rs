@@ -140,14 +140,18 @@ impl Config {
             Scope::Account,
             Scope::Receive,
         ]);
+        // Requests are read from the shared account (receive = true) and
+        // from every device's own [devices.mailbox].
+        let device_mailboxes = self.devices.iter().any(|d| d.mailbox.is_some());
         match &self.mail.account {
+            _ if device_mailboxes => {}
             None => problems.push(Problem::new(
                 "mail.account",
-                "printwatch-inbox needs [mail.account] (address, receive = true, username, password)",
+                "printwatch-inbox needs [mail.account] (address, receive = true, username, password) or a device with [devices.mailbox]",
             )),
             Some(a) if !a.receive => problems.push(Problem::new(
                 "mail.account.receive",
-                "is false, so request mails are not received; set receive = true to run printwatch-inbox",
+                "is false, so request mails are not received; set receive = true (or give devices a [devices.mailbox]) to run printwatch-inbox",
             )),
             Some(_) => {}
         }

@@ -44,6 +44,18 @@ pub struct DeviceConfig {
     pub mac_address: Option<String>,
     /// `[devices.simulated]`: only for `source = "simulated"`.
     pub simulated: SimulatedSettings,
+    /// `[devices.mailbox]`: this device's own mailbox on the `[mail.receive]`
+    /// server, for a fleet with one account per printer. Requests found in
+    /// it are for this device.
+    pub mailbox: Option<DeviceMailbox>,
+}
+
+/// A device's own mailbox login (`[devices.mailbox]`).
+#[derive(Debug, Clone)]
+pub struct DeviceMailbox {
+    pub username: String,
+    /// `None` when it could not be read (`require_inbox` says why).
+    pub password: Option<Secret>,
 }
 
 /// Initial state of a simulated device.
@@ -253,6 +265,31 @@ fn device(
         r.finish(t);
     }
 
+    let mailbox = match r.table(s, "mailbox") {
+        None => None,
+        Some(mut t) => {
+            let var = id
+                .as_deref()
+                .map(|id| crate::secret::override_var(&format!("devices.{id}.mailbox.password")));
+            let username = single_line(r, &mut t, "username");
+            if username.is_none() && !t.has("username") {
+                r.problem(t.key("username"), "required: this device's mailbox login");
+            }
+            let password = r.secret(&mut t, "password", Scope::Account, var.as_deref());
+            if !password.is_given() {
+                r.problem(
+                    t.key("password"),
+                    "required: give password, password_file or password_env",
+                );
+            }
+            r.finish(t);
+            username.map(|username| DeviceMailbox {
+                username,
+                password: password.ok(),
+            })
+        }
+    };
+
     let source = match parsed? {
         Parsed::Simulated | Parsed::Ipp(_) if community_key.is_given() => {
             r.problem(s.key("community"), "only for an snmp:// source");
@@ -304,6 +341,7 @@ fn device(
         protocols,
         mac_address,
         simulated,
+        mailbox,
     })
 }
 

@@ -40,7 +40,7 @@ use std::path::Path;
 pub use agent::{AgentConfig, DEFAULT_GRPC_LISTEN};
 pub use alerts::{AlertsConfig, DEFAULT_TONER_THRESHOLD_PERCENT, ItemConfig};
 pub use config::Config;
-pub use device::{DEFAULT_MODEL, DeviceConfig, SimulatedSettings};
+pub use device::{DEFAULT_MODEL, DeviceConfig, DeviceMailbox, SimulatedSettings};
 pub use env::{Env, NoEnv, ProcessEnv};
 pub use error::{ConfigError, Problem};
 pub use mail::{

@@ -834,3 +834,22 @@ fn garbled_configs_never_panic() {
         let _ = parse(garbage, &dir, &env);
     }
 }
+
+#[test]
+fn a_device_may_have_its_own_mailbox_and_then_runs_an_inbox_without_a_shared_account() {
+    let base = "[mail.smtp]\nhost = \"smtp.example.test\"\n[mail.receive]\nprotocol = \"imap\"\nhost = \"imap.example.test\"\nsecurity = \"tls\"\n[on_demand]\nallowed_senders = [\"example.test\"]\n[[devices]]\nid = \"p1\"\nsource = \"simulated\"\nmail_address = \"p1@example.test\"\n";
+    let c = parse_ok(&format!(
+        "{base}[devices.mailbox]\nusername = \"p1\"\npassword = \"pw\"\n"
+    ));
+    let mb = c.devices[0].mailbox.as_ref().expect("the device's mailbox");
+    assert_eq!(mb.username, "p1");
+    assert_eq!(mb.password.as_ref().map(|p| p.expose()), Some("pw"));
+    c.require_inbox().unwrap();
+
+    let err = parse_err(&format!("{base}[devices.mailbox]\nusername = \"p1\"\n"));
+    assert!(reason_at(&err, "devices[0].mailbox.password").contains("required"));
+    // Without any mailbox the inbox says what it lacks.
+    let none = parse_ok(base);
+    let err = none.require_inbox().unwrap_err();
+    assert!(err.to_string().contains("devices.mailbox"), "{err}");
+}

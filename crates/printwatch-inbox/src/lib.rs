@@ -57,12 +57,25 @@ pub struct Counters {
     pub gave_up: AtomicU64,
 }
 
+/// One mailbox the inbox reads: the shared notification account, or a
+/// device's own (`[devices.mailbox]`), whose requests are all for it.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub settings: MailboxSettings,
+    pub protocol: ReceiveProtocol,
+    /// `user@host:port`, part of each message's ledger key.
+    pub account: String,
+    pub device: Option<String>,
+}
+
 /// A built, not yet running inbox.
 pub struct Application {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     cfg: Arc<Config>,
-    settings: MailboxSettings,
-    protocol: ReceiveProtocol,
-    account: String,
+    mailboxes: Vec<Mailbox>,
     mailer: Mailer,
     ledger: Answered,
     agents: Agents,
@@ -84,12 +97,40 @@ impl Application {
             .receive
             .as_ref()
             .ok_or(InboxError::Missing("[mail.receive]"))?;
-        let account = cfg
-            .mail
-            .account
-            .as_ref()
-            .ok_or(InboxError::Missing("[mail.account]"))?;
-        let settings = MailboxSettings::from_config(receive, account)?;
+        let mut mailboxes = Vec::new();
+        if let Some(account) = cfg.mail.account.as_ref().filter(|a| a.receive) {
+            let settings = MailboxSettings::from_config(receive, account)?;
+            mailboxes.push(Mailbox {
+                account: format!("{}@{}:{}", settings.username, settings.host, settings.port),
+                settings,
+                protocol: receive.protocol,
+                device: None,
+            });
+        }
+        for dev in &cfg.devices {
+            let Some(mb) = &dev.mailbox else { continue };
+            let account = printwatch_config::AccountConfig {
+                address: dev
+                    .mail_address
+                    .clone()
+                    .unwrap_or_else(|| mb.username.clone()),
+                receive: true,
+                username: Some(mb.username.clone()),
+                password: mb.password.clone(),
+            };
+            let settings = MailboxSettings::from_config(receive, &account)?;
+            mailboxes.push(Mailbox {
+                account: format!("{}@{}:{}", settings.username, settings.host, settings.port),
+                settings,
+                protocol: receive.protocol,
+                device: Some(dev.id.clone()),
+            });
+        }
+        if mailboxes.is_empty() {
+            return Err(InboxError::Missing(
+                "a mailbox ([mail.account] receive = true or [devices.mailbox])",
+            ));
+        }
         let mailer = Mailer::new(smtp, cfg.mail.pop_before_smtp.as_ref())?;
         let names = cfg.names();
         let client = printwatch_bus::connect(&cfg.nats, "printwatch-inbox", None).await?;
@@ -106,12 +147,10 @@ impl Application {
             printwatch_bus::ensure_bucket(&js, &names.devices_bucket(), replicas).await?;
         let owner = format!("inbox-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let lease = (receive.poll_interval * 4).max(Duration::from_secs(60));
-        let account_key = format!("{}@{}:{}", settings.username, settings.host, settings.port);
-        tracing::info!(owner, mailbox = account_key, protocol = ?receive.protocol, "inbox ready");
-        Ok(Application {
-            protocol: receive.protocol,
-            settings,
-            account: account_key,
+        let names: Vec<&str> = mailboxes.iter().map(|m| m.account.as_str()).collect();
+        tracing::info!(owner, mailboxes = ?names, protocol = ?receive.protocol, "inbox ready");
+        let inner = Inner {
+            mailboxes,
             mailer,
             ledger: Answered::new(store, owner, lease),
             agents: Agents::new(registry, Duration::from_secs(10)),
@@ -119,46 +158,88 @@ impl Application {
             limiter: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             cfg,
+        };
+        Ok(Application {
+            inner: Arc::new(inner),
         })
     }
 
-    /// Polls and answers until `shutdown` completes.
+    /// The counters (for tests and diagnostics).
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Polls every mailbox and answers until `shutdown` completes.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), InboxError> {
-        tokio::pin!(shutdown);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut loops = tokio::task::JoinSet::new();
+        for mailbox in self.inner.mailboxes.clone() {
+            let inner = self.inner.clone();
+            let stop = stop_rx.clone();
+            loops.spawn(async move { inner.poll_loop(&mailbox, stop).await });
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        while loops.join_next().await.is_some() {}
+        let c = &self.inner.counters;
+        tracing::info!(
+            answered = c.answered.load(Ordering::Relaxed),
+            ignored = c.ignored.load(Ordering::Relaxed),
+            waiting = c.waiting.load(Ordering::Relaxed),
+            gave_up = c.gave_up.load(Ordering::Relaxed),
+            "inbox stopped"
+        );
+        self.inner.mailer.close().await;
+        let _ = self.inner.client.drain().await;
+        Ok(())
+    }
+}
+
+impl Inner {
+    async fn poll_loop(&self, mailbox: &Mailbox, mut stop: tokio::sync::watch::Receiver<bool>) {
         let poll = self
             .cfg
             .mail
             .receive
             .as_ref()
             .map_or(Duration::from_secs(30), |r| r.poll_interval);
+        let stopped = |stop: &mut tokio::sync::watch::Receiver<bool>| {
+            let mut stop = stop.clone();
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+        };
         loop {
+            if *stop.borrow() {
+                break;
+            }
             let session = tokio::select! {
-                () = &mut shutdown => break,
-                s = printwatch_mailbox::connect(&self.settings, self.protocol) => s,
+                () = stopped(&mut stop) => break,
+                s = printwatch_mailbox::connect(&mailbox.settings, mailbox.protocol) => s,
             };
             let mut session = match session {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the mailbox; trying again");
+                    tracing::warn!(mailbox = mailbox.account, error = %e, "cannot open the mailbox; trying again");
                     tokio::select! {
-                        () = &mut shutdown => break,
+                        () = stopped(&mut stop) => break,
                         () = tokio::time::sleep(poll) => continue,
                     }
                 }
             };
-            let stop = loop {
-                if let Err(e) = self.poll_once(&mut session).await {
-                    tracing::warn!(error = %e, "mailbox session failed; reconnecting");
+            let quit = loop {
+                if let Err(e) = self.poll_once(mailbox, &mut session).await {
+                    tracing::warn!(mailbox = mailbox.account, error = %e, "mailbox session failed; reconnecting");
                     break false;
                 }
                 if session.can_wait() {
                     tokio::select! {
-                        () = &mut shutdown => break true,
+                        () = stopped(&mut stop) => break true,
                         r = session.wait_for_change(poll) => if let Err(e) = r {
-                            tracing::warn!(error = %e, "waiting for new mail failed; reconnecting");
+                            tracing::warn!(mailbox = mailbox.account, error = %e, "waiting for new mail failed; reconnecting");
                             break false;
                         },
                     }
@@ -169,46 +250,38 @@ impl Application {
                 }
             };
             let _ = session.logout().await;
-            if stop {
+            if quit {
                 break;
             }
-            if !matches!(self.protocol, ReceiveProtocol::Imap) {
+            if !matches!(mailbox.protocol, ReceiveProtocol::Imap) {
                 tokio::select! {
-                    () = &mut shutdown => break,
+                    () = stopped(&mut stop) => break,
                     () = tokio::time::sleep(poll) => {}
                 }
             }
         }
-        tracing::info!(
-            answered = self.counters.answered.load(Ordering::Relaxed),
-            ignored = self.counters.ignored.load(Ordering::Relaxed),
-            waiting = self.counters.waiting.load(Ordering::Relaxed),
-            gave_up = self.counters.gave_up.load(Ordering::Relaxed),
-            "inbox stopped"
-        );
-        self.mailer.close().await;
-        let _ = self.client.drain().await;
-        Ok(())
     }
 
     /// Handles every message in the mailbox once.
-    pub async fn poll_once(
+    async fn poll_once(
         &self,
+        mailbox: &Mailbox,
         session: &mut Session,
     ) -> Result<(), printwatch_mailbox::MailboxError> {
         let listed = session.list().await?;
         for item in listed {
-            self.handle(session, &item).await?;
+            self.handle(mailbox, session, &item).await?;
         }
         Ok(())
     }
 
     async fn handle(
         &self,
+        mailbox: &Mailbox,
         session: &mut Session,
         item: &Listed,
     ) -> Result<(), printwatch_mailbox::MailboxError> {
-        let key = Answered::key(&self.account, &item.id);
+        let key = Answered::key(&mailbox.account, &item.id);
         let od = &self.cfg.on_demand;
         match self.ledger.get(&key).await {
             Ok(Some((record, _))) if matches!(record.state, State::Answered) => {
@@ -240,7 +313,11 @@ impl Application {
             }
             Err(e) => return Err(e),
         };
-        let request = match request::classify(&raw, item.size, &self.cfg) {
+        let verdict = match &mailbox.device {
+            Some(device) => request::classify_for_device(&raw, item.size, &self.cfg, device),
+            None => request::classify(&raw, item.size, &self.cfg),
+        };
+        let request = match verdict {
             Verdict::Answer(r) => r,
             Verdict::Ignore(i) => {
                 return self

@@ -249,12 +249,23 @@ pub fn classify(raw: &[u8], size: u64, cfg: &Config) -> Verdict {
     if !cfg.mail.account.as_ref().is_some_and(|a| a.receive) {
         return ignore(Reason::ReceiveOff, None, None);
     }
+    classify_in(raw, size, cfg, None)
+}
+
+/// [`classify`] for a message found in device `device_id`'s own mailbox
+/// (`[devices.mailbox]`): a request there is for that device, whoever it
+/// was addressed to.
+pub fn classify_for_device(raw: &[u8], size: u64, cfg: &Config, device_id: &str) -> Verdict {
+    classify_in(raw, size, cfg, Some(device_id))
+}
+
+fn classify_in(raw: &[u8], size: u64, cfg: &Config, device_id: Option<&str>) -> Verdict {
     if is_too_big(raw, size, cfg) {
         return ignore(Reason::TooBig, None, None);
     }
     // mail-parser says it never panics; if it ever does, the message is
     // simply not a request.
-    catch_unwind(AssertUnwindSafe(|| classify_parsed(raw, cfg)))
+    catch_unwind(AssertUnwindSafe(|| classify_parsed(raw, cfg, device_id)))
         .unwrap_or_else(|_| ignore(Reason::Unparseable, None, None))
 }
 
@@ -345,7 +356,7 @@ fn unfold(value: &str) -> Option<String> {
     Some(out)
 }
 
-fn classify_parsed(raw: &[u8], cfg: &Config) -> Verdict {
+fn classify_parsed(raw: &[u8], cfg: &Config, device_id: Option<&str>) -> Verdict {
     let Some(message) = MessageParser::new().parse_headers(raw) else {
         return ignore(Reason::Unparseable, None, None);
     };
@@ -396,7 +407,11 @@ fn classify_parsed(raw: &[u8], cfg: &Config) -> Verdict {
     if !cfg.on_demand.allows(&from) {
         return no(Reason::NotAllowed);
     }
-    let Some(device) = mail.device(cfg) else {
+    let device = match device_id {
+        Some(id) => cfg.device(id),
+        None => mail.device(cfg),
+    };
+    let Some(device) = device else {
         return no(Reason::NoDevice);
     };
     Verdict::Answer(Request {
@@ -831,7 +846,7 @@ source = "simulated"
         } else if is_too_big(raw, size, cfg) {
             ignore(Reason::TooBig, None, None)
         } else {
-            classify_parsed(raw, cfg)
+            classify_parsed(raw, cfg, None)
         };
         let guarded = classify(raw, size, cfg);
         assert_eq!(unguarded, guarded);
