@@ -459,3 +459,49 @@ async fn the_standard_grpc_health_service_reports_serving() {
         .into_inner();
     assert_eq!(agent.status(), ServingStatus::Serving);
 }
+
+#[tokio::test]
+async fn the_operations_port_counts_published_events_and_follows_nats() {
+    use printwatch_testing::process::{free_port, http_get};
+    let port = free_port().unwrap();
+    let mut fx = AgentFixture::start(FLEET).await.unwrap();
+    // Run the fixture's agent again, now with the operations port.
+    fx.agent.kill();
+    let listen = format!("127.0.0.1:{port}");
+    fx.agent = fx
+        .start_service_with_env(
+            "printwatch-agent",
+            "agent-ops",
+            &[("PRINTWATCH_HTTP_LISTEN", &listen)],
+        )
+        .unwrap();
+    fx.wait_for_grpc(WAIT).await.unwrap();
+    fx.wait_until_read("p1", WAIT).await.unwrap();
+    assert_eq!(http_get(port, "/readyz").await.unwrap().0, 200);
+    let count = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("printwatch_agent_events_published_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = count(&http_get(port, "/metrics").await.unwrap().1);
+    fx.client()
+        .await
+        .unwrap()
+        .set_condition(raise("p1", "paper_jam", "Tray 1"))
+        .await
+        .unwrap();
+    fx.wait_for_events(1, WAIT).await.unwrap();
+    let after = count(&http_get(port, "/metrics").await.unwrap().1);
+    assert_eq!(after, before + 1.0);
+    fx.nats.stop();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http_get(port, "/readyz").await.map(|r| r.0).unwrap_or(0) != 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready without NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+}

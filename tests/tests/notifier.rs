@@ -670,3 +670,102 @@ async fn a_refused_recipient_neither_holds_up_the_others_nor_makes_them_get_a_se
     );
     assert!(log.contains(&refused) && log.contains("550"), "{log}");
 }
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_move_with_a_sent_mail_and_readyz_follows_nats() {
+    use printwatch_testing::process::{free_port, http_get};
+    let bed = MailBed::shared().unwrap();
+    let to = bed.fresh_address("t-metrics");
+    let mut fx = AgentFixture::start(&one_group_config(
+        &bed,
+        bed.submission_port(),
+        &bed.password_for("notify"),
+        &to,
+    ))
+    .await
+    .unwrap();
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let notifier = fx
+        .start_service_with_env(
+            "printwatch-notifier",
+            "notifier",
+            &[("PRINTWATCH_HTTP_LISTEN", &listen)],
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http_get(port, "/readyz").await.map(|(c, _)| c).unwrap_or(0) != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready:\n{}",
+            notifier.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(port, "/healthz").await.unwrap().0, 200);
+    let (_, before) = http_get(port, "/metrics").await.unwrap();
+    let sent_before = metric(&before, "printwatch_notifier_mails_sent_total");
+    let latency_before = metric(
+        &before,
+        "printwatch_notifier_delivery_latency_seconds_count",
+    );
+
+    fx.client()
+        .await
+        .unwrap()
+        .set_condition(SetConditionRequest {
+            device_id: "p1".into(),
+            item: "paper_jam".into(),
+            active: true,
+            detail: "Tray 1".into(),
+            toner_level_percent: None,
+        })
+        .await
+        .unwrap();
+    bed.wait_for_mail(&to, 1, WAIT).await.unwrap();
+    let (_, after) = http_get(port, "/metrics").await.unwrap();
+    assert_eq!(
+        metric(&after, "printwatch_notifier_mails_sent_total"),
+        sent_before + 1.0,
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "printwatch_notifier_delivery_latency_seconds_count"),
+        latency_before + 1.0,
+        "{after}"
+    );
+
+    // NATS away: not ready; back: ready again.
+    fx.nats.stop();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http_get(port, "/readyz").await.map(|(c, _)| c).unwrap_or(0) != 503 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready without NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        http_get(port, "/healthz").await.unwrap().0,
+        200,
+        "alive all the same"
+    );
+    fx.nats.restart().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while http_get(port, "/readyz").await.map(|(c, _)| c).unwrap_or(0) != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready again after NATS came back:\n{}",
+            notifier.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -187,9 +187,11 @@ impl Worker {
                         duplicate,
                         "event published"
                     );
+                    crate::metrics::METRICS.events_published.inc();
                     record.pop_outbox();
                 }
                 Err(err) => {
+                    crate::metrics::METRICS.publish_failures.inc();
                     tracing::error!(device.id = %self.device_id, error = %err, "publish failed; will retry at the next read");
                     break;
                 }

@@ -12,6 +12,7 @@
 
 pub mod device;
 pub mod grpc;
+pub mod metrics;
 pub mod source;
 pub mod state;
 
@@ -43,6 +44,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub enum AgentError {
     #[error("cannot listen for gRPC on {addr}: {source}")]
     Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot serve the operations port on {addr}: {source}")]
+    OpsListen {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -130,6 +136,22 @@ impl Application {
                 poll_interval: cfg.agent.poll_interval,
             });
             identities.insert(dev.id.clone(), identity);
+        }
+        if let Some(addr) = cfg.telemetry.http_listen {
+            let mut registry = prometheus_client::registry::Registry::default();
+            metrics::METRICS.register(&mut registry);
+            let nats = client.clone();
+            let ready = printwatch_runtime::http::nats_ready(move || {
+                nats.connection_state() == async_nats::connection::State::Connected
+            });
+            printwatch_runtime::http::serve(
+                addr,
+                Arc::new(std::sync::Mutex::new(registry)),
+                ready,
+                std::future::pending(),
+            )
+            .await
+            .map_err(|source| AgentError::OpsListen { addr, source })?;
         }
         Ok(Application {
             listener,

@@ -24,6 +24,9 @@ pub struct TelemetryConfig {
     /// OTLP/gRPC endpoint for traces (`http://collector:4317`); none by
     /// default.
     pub otlp_endpoint: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (HTTP); off by
+    /// default.
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for TelemetryConfig {
@@ -32,6 +35,7 @@ impl Default for TelemetryConfig {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             otlp_endpoint: None,
+            http_listen: None,
         }
     }
 }
@@ -68,6 +72,18 @@ pub(crate) fn read(r: &mut Reader<'_>, root: &mut Section<'_>) -> TelemetryConfi
             Err(e) => r.problem(
                 s.key("otlp_endpoint"),
                 e.replace("printwatch-agent:50051", "otel-collector:4317"),
+            ),
+        }
+    }
+    if let Some(text) = r.string(&mut s, "http_listen") {
+        match text.trim().parse::<std::net::SocketAddr>() {
+            Ok(a) => c.http_listen = Some(a),
+            Err(_) => r.problem(
+                s.key("http_listen"),
+                format!(
+                    "expected an IP address and port such as 0.0.0.0:9090, found {}",
+                    echo(&text)
+                ),
             ),
         }
     }

@@ -22,7 +22,9 @@ pub mod request;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::metrics::counter::Counter;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -44,17 +46,54 @@ pub enum InboxError {
     Smtp(#[from] printwatch_smtp::SetupError),
     #[error("mailbox settings: {0}")]
     Mailbox(#[from] printwatch_mailbox::MailboxError),
+    #[error("cannot serve the operations port on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0} is missing")]
     Missing(&'static str),
 }
 
-/// Counters, logged at shutdown.
+/// Counters, served on the operations port and logged at shutdown.
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub answered: AtomicU64,
-    pub ignored: AtomicU64,
-    pub waiting: AtomicU64,
-    pub gave_up: AtomicU64,
+    /// Requests answered.
+    pub answered: Counter,
+    /// Mails that got no reply (each once).
+    pub ignored: Counter,
+    /// Polls on which a request waited for its agent.
+    pub waiting: Counter,
+    /// Requests given up after `give_up_after`.
+    pub gave_up: Counter,
+    /// Whether the last attempt to read a mailbox worked.
+    pub mailbox_ok: AtomicBool,
+}
+
+impl Counters {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        let r = registry.sub_registry_with_prefix("printwatch_inbox");
+        r.register(
+            "replies_sent",
+            "Status requests answered",
+            self.answered.clone(),
+        );
+        r.register(
+            "mails_ignored",
+            "Mails that got no reply",
+            self.ignored.clone(),
+        );
+        r.register(
+            "requests_waiting",
+            "Polls on which a request waited for its agent",
+            self.waiting.clone(),
+        );
+        r.register(
+            "requests_given_up",
+            "Requests given up after give_up_after",
+            self.gave_up.clone(),
+        );
+    }
 }
 
 /// One mailbox the inbox reads: the shared notification account, or a
@@ -146,7 +185,9 @@ impl Application {
         let registry =
             printwatch_bus::ensure_bucket(&js, &names.devices_bucket(), replicas).await?;
         let owner = format!("inbox-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let lease = (receive.poll_interval * 4).max(Duration::from_secs(60));
+        // A slow live inbox that loses its claim cannot send: its "committing"
+        // update is a compare-and-set on the revision it claimed.
+        let lease = (receive.poll_interval * 2).max(Duration::from_secs(10));
         let names: Vec<&str> = mailboxes.iter().map(|m| m.account.as_str()).collect();
         tracing::info!(owner, mailboxes = ?names, protocol = ?receive.protocol, "inbox ready");
         let inner = Inner {
@@ -159,9 +200,30 @@ impl Application {
             counters: Counters::default(),
             cfg,
         };
-        Ok(Application {
-            inner: Arc::new(inner),
-        })
+        let inner = Arc::new(inner);
+        if let Some(addr) = inner.cfg.telemetry.http_listen {
+            let mut registry = prometheus_client::registry::Registry::default();
+            inner.counters.register(&mut registry);
+            let probe = inner.clone();
+            let ready: printwatch_runtime::http::ReadyCheck = Arc::new(move || {
+                if probe.client.connection_state() != async_nats::connection::State::Connected {
+                    Err("not connected to NATS".into())
+                } else if !probe.counters.mailbox_ok.load(Ordering::Relaxed) {
+                    Err("the mailbox cannot be read".into())
+                } else {
+                    Ok(())
+                }
+            });
+            printwatch_runtime::http::serve(
+                addr,
+                Arc::new(std::sync::Mutex::new(registry)),
+                ready,
+                std::future::pending(),
+            )
+            .await
+            .map_err(|source| InboxError::Listen { addr, source })?;
+        }
+        Ok(Application { inner })
     }
 
     /// The counters (for tests and diagnostics).
@@ -186,10 +248,10 @@ impl Application {
         while loops.join_next().await.is_some() {}
         let c = &self.inner.counters;
         tracing::info!(
-            answered = c.answered.load(Ordering::Relaxed),
-            ignored = c.ignored.load(Ordering::Relaxed),
-            waiting = c.waiting.load(Ordering::Relaxed),
-            gave_up = c.gave_up.load(Ordering::Relaxed),
+            answered = c.answered.get(),
+            ignored = c.ignored.get(),
+            waiting = c.waiting.get(),
+            gave_up = c.gave_up.get(),
             "inbox stopped"
         );
         self.inner.mailer.close().await;
@@ -221,8 +283,12 @@ impl Inner {
                 s = printwatch_mailbox::connect(&mailbox.settings, mailbox.protocol) => s,
             };
             let mut session = match session {
-                Ok(s) => s,
+                Ok(s) => {
+                    self.counters.mailbox_ok.store(true, Ordering::Relaxed);
+                    s
+                }
                 Err(e) => {
+                    self.counters.mailbox_ok.store(false, Ordering::Relaxed);
                     tracing::warn!(mailbox = mailbox.account, error = %e, "cannot open the mailbox; trying again");
                     tokio::select! {
                         () = stopped(&mut stop) => break,
@@ -355,7 +421,7 @@ impl Inner {
                     "rate limited",
                 )
                 .await;
-            self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            self.counters.ignored.inc();
             tracing::warn!(
                 sender = request.reply_to,
                 device.id = request.device_id,
@@ -371,7 +437,7 @@ impl Inner {
                 if waited >= od.give_up_after {
                     tracing::error!(sender = request.reply_to, device.id = request.device_id, error = %e, ?waited,
                         "giving up on a request: no status within [on_demand] give_up_after");
-                    self.counters.gave_up.fetch_add(1, Ordering::Relaxed);
+                    self.counters.gave_up.inc();
                     let _ = self
                         .ledger
                         .set(
@@ -386,7 +452,7 @@ impl Inner {
                 }
                 tracing::info!(sender = request.reply_to, device.id = request.device_id, error = %e,
                     "no status yet; the request is kept and tried again on the next poll");
-                self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+                self.counters.waiting.inc();
                 let _ = self
                     .ledger
                     .set(
@@ -469,7 +535,7 @@ impl Inner {
                     .ledger
                     .set(&key, current(&rev), State::Answered, first_seen_ms, "")
                     .await;
-                self.counters.answered.fetch_add(1, Ordering::Relaxed);
+                self.counters.answered.inc();
                 tracing::info!(
                     to = request.reply_to,
                     device.id = request.device_id,
@@ -492,7 +558,7 @@ impl Inner {
                     .ledger
                     .set(&key, current(&rev), State::Ignored, first_seen_ms, &why)
                     .await;
-                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                self.counters.ignored.inc();
             }
             Err(e) if e.outcome_unknown() => {
                 tracing::error!(to = request.reply_to, error = %e, "uncertain: the connection failed after the reply was handed over; not sent again");
@@ -536,7 +602,7 @@ impl Inner {
     ) -> Result<(), printwatch_mailbox::MailboxError> {
         match self.ledger.ignore(key, reason.as_str()).await {
             Ok(true) => {
-                self.counters.ignored.fetch_add(1, Ordering::Relaxed);
+                self.counters.ignored.inc();
                 tracing::info!(
                     message = item.id,
                     size = item.size,

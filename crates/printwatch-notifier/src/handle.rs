@@ -187,8 +187,14 @@ impl Handler {
             .await
         {
             Ok(delivery) => {
+                let observed =
+                    printwatch_events::event::to_system_time(ev.event.observed_at.as_ref());
+                let latency = std::time::SystemTime::now()
+                    .duration_since(observed)
+                    .unwrap_or_default();
                 for rcpt in &delivery.accepted {
                     METRICS.mails_sent.inc();
+                    METRICS.delivery_latency.observe(latency.as_secs_f64());
                     let rev = revision_of(&revisions, rcpt);
                     if let Err(e) = self.ledger.set(id, rcpt, rev, State::Sent, "").await {
                         // The mail went out; the record stays `committing`

@@ -48,6 +48,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub enum NotifierError {
     #[error(transparent)]
     Bus(#[from] printwatch_bus::BusError),
+    #[error("cannot serve the operations port on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("[mail.smtp] is missing")]
     NoSmtp,
     #[error("SMTP settings: {0}")]
@@ -104,6 +109,22 @@ impl Application {
             mailer,
             ledger,
         });
+        if let Some(addr) = cfg.telemetry.http_listen {
+            let mut registry = prometheus_client::registry::Registry::default();
+            METRICS.register(&mut registry);
+            let nats = client.clone();
+            let ready = printwatch_runtime::http::nats_ready(move || {
+                nats.connection_state() == async_nats::connection::State::Connected
+            });
+            printwatch_runtime::http::serve(
+                addr,
+                Arc::new(std::sync::Mutex::new(registry)),
+                ready,
+                std::future::pending(),
+            )
+            .await
+            .map_err(|source| NotifierError::Listen { addr, source })?;
+        }
         Ok(Application {
             client,
             js,

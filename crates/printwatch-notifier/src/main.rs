@@ -15,15 +15,22 @@ struct Args {
     /// The printwatch config file (TOML).
     #[arg(long, env = "PRINTWATCH_CONFIG", default_value = "printwatch.toml")]
     config: PathBuf,
+    /// Serve /healthz, /readyz and /metrics here (overrides `[telemetry]
+    /// http_listen`, so services sharing one config file can each have a port).
+    #[arg(long, env = "PRINTWATCH_HTTP_LISTEN")]
+    http_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let cfg = match printwatch_runtime::load_config(&args.config, Service::Notifier) {
+    let mut cfg = match printwatch_runtime::load_config(&args.config, Service::Notifier) {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
+    if args.http_listen.is_some() {
+        cfg.telemetry.http_listen = args.http_listen;
+    }
     printwatch_runtime::init_logging(&cfg);
     let app = tokio::select! {
         built = printwatch_notifier::Application::build(&cfg) => built,

@@ -1,29 +1,15 @@
-//! The notifier's counters: what was mailed, refused, retried, dead-lettered
-//! or left uncertain. Logged at shutdown and readable in-process; the
-//! OpenTelemetry export is wired in by the observability work.
+//! The notifier's metrics: what was mailed, refused, retried, dead-lettered
+//! or left uncertain, and how long an event took from the device to the
+//! SMTP server's acceptance. Served in Prometheus text format on the
+//! operations port (`[telemetry] http_listen`) and logged at shutdown.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
-/// One monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-impl Counter {
-    pub const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
-    }
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Every counter of the notifier.
+/// Every metric of the notifier.
 #[derive(Debug)]
 pub struct Metrics {
     /// Events handled to the end (acked).
@@ -44,22 +30,83 @@ pub struct Metrics {
     pub recipients_already_sent: Counter,
     /// Ledger records left uncertain by a notifier that died during DATA.
     pub uncertain: Counter,
+    /// Seconds from the event being observed to the SMTP server accepting
+    /// its mail.
+    pub delivery_latency: Histogram,
 }
 
-pub static METRICS: Metrics = Metrics {
-    events_done: Counter::new(),
-    events_retried: Counter::new(),
-    events_dead_lettered: Counter::new(),
-    events_unrouted: Counter::new(),
-    mails_sent: Counter::new(),
-    recipients_failed: Counter::new(),
-    recipients_deferred: Counter::new(),
-    recipients_already_sent: Counter::new(),
-    uncertain: Counter::new(),
-};
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    events_done: Counter::default(),
+    events_retried: Counter::default(),
+    events_dead_lettered: Counter::default(),
+    events_unrouted: Counter::default(),
+    mails_sent: Counter::default(),
+    recipients_failed: Counter::default(),
+    recipients_deferred: Counter::default(),
+    recipients_already_sent: Counter::default(),
+    uncertain: Counter::default(),
+    delivery_latency: Histogram::new([
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+    ]),
+});
 
 impl Metrics {
-    /// Logs every counter on one line.
+    /// Adds every metric to `registry` under `printwatch_notifier_…`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("printwatch_notifier");
+        r.register(
+            "events_done",
+            "Events handled to the end (acked)",
+            self.events_done.clone(),
+        );
+        r.register(
+            "events_retried",
+            "Event deliveries given back for a later retry",
+            self.events_retried.clone(),
+        );
+        r.register(
+            "events_dead_lettered",
+            "Messages moved to the dead-letter subject",
+            self.events_dead_lettered.clone(),
+        );
+        r.register(
+            "events_unrouted",
+            "Events that route to nobody",
+            self.events_unrouted.clone(),
+        );
+        r.register(
+            "mails_sent",
+            "Recipients the SMTP server accepted an alert mail for",
+            self.mails_sent.clone(),
+        );
+        r.register(
+            "recipients_failed",
+            "Recipients refused for good (not retried)",
+            self.recipients_failed.clone(),
+        );
+        r.register(
+            "recipients_deferred",
+            "Recipients refused for now or not reached (retried)",
+            self.recipients_deferred.clone(),
+        );
+        r.register(
+            "recipients_already_sent",
+            "Recipients skipped because the ledger says they were mailed",
+            self.recipients_already_sent.clone(),
+        );
+        r.register(
+            "uncertain",
+            "Mails whose acceptance is unknown after a crash during DATA (not resent)",
+            self.uncertain.clone(),
+        );
+        r.register(
+            "delivery_latency_seconds",
+            "Seconds from the event being observed to the SMTP server accepting its mail",
+            self.delivery_latency.clone(),
+        );
+    }
+
+    /// Logs the counters on one line.
     pub fn log(&self) {
         tracing::info!(
             events_done = self.events_done.get(),

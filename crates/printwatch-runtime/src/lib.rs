@@ -2,6 +2,7 @@
 //! lines: parse arguments, [`load_config`], [`logging::init`], build the
 //! service, run it until [`shutdown_signal`], map errors to exit codes.
 
+pub mod http;
 pub mod logging;
 
 use std::path::Path;

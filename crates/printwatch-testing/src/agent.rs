@@ -104,6 +104,22 @@ log_level = "info,printwatch_agent=debug"
         )
     }
 
+    /// [`AgentFixture::start_service`] with extra environment variables.
+    pub fn start_service_with_env(
+        &self,
+        name: &str,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Service> {
+        let config = self.config_path.to_string_lossy().into_owned();
+        Service::start_with_env(
+            name,
+            &["--config", &config],
+            env,
+            &self.dir.path().join(format!("{log_name}.log")),
+        )
+    }
+
     /// Waits until the agent's gRPC port answers.
     pub async fn wait_for_grpc(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
