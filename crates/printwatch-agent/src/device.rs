@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tracing::Instrument as _;
 
 use async_nats::jetstream::{self, kv};
 use printwatch_bus::PublishPolicy;
@@ -176,7 +177,24 @@ impl Worker {
     async fn flush(&self, record: &mut DeviceRecord) {
         let before = record.outbox.len();
         for ev in record.outbox_events() {
-            match printwatch_bus::publish_event(&self.js, &self.names, &ev, self.publish).await {
+            // One trace per event: it starts here, where the change was
+            // detected, and continues in the notifier through the message
+            // headers.
+            let span = tracing::info_span!(
+                parent: None,
+                "alert event",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "publish",
+                printwatch.device.id = %self.device_id,
+                printwatch.alert.item = %ev.item,
+                printwatch.event.id = %ev.event_id,
+                printwatch.transition = ev.transition().as_str_name(),
+            );
+            let published = printwatch_bus::publish_event(&self.js, &self.names, &ev, self.publish)
+                .instrument(span)
+                .await;
+            match published {
                 Ok((seq, duplicate)) => {
                     tracing::info!(
                         device.id = %self.device_id,

@@ -91,7 +91,34 @@ impl DeviceAgent for AgentService {
         &self,
         request: Request<GetDeviceStatusRequest>,
     ) -> Result<Response<DeviceStatus>, Status> {
+        // The caller's trace (an inbox answering a request) continues here
+        // through the gRPC metadata.
+        let meta = |k: &str| {
+            request
+                .metadata()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let span = tracing::info_span!(
+            parent: None,
+            "GetDeviceStatus",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "printwatch.v1.DeviceAgent",
+            rpc.method = "GetDeviceStatus",
+            printwatch.device.id = tracing::field::Empty,
+        );
+        printwatch_runtime::trace::set_parent(
+            &span,
+            printwatch_runtime::trace::extract(
+                meta("traceparent").as_deref(),
+                meta("tracestate").as_deref(),
+            ),
+        );
+        let _entered = span.enter();
         let id = request.into_inner().device_id;
+        span.record("printwatch.device.id", id.as_str());
         let device = self.device(&id)?;
         let snap = device.handle.snapshot.borrow().clone();
         if snap.reading.is_none() {

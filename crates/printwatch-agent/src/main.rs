@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     if args.http_listen.is_some() {
         cfg.telemetry.http_listen = args.http_listen;
     }
-    printwatch_runtime::init_logging(&cfg);
+    let _traces = printwatch_runtime::init_logging(&cfg, "printwatch-agent");
     let app = tokio::select! {
         built = printwatch_agent::Application::build(&cfg) => built,
         () = printwatch_runtime::shutdown_signal() => return ExitCode::SUCCESS,

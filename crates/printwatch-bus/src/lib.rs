@@ -301,6 +301,8 @@ pub async fn publish_event(
     for attempt in 1..=policy.attempts.max(1) {
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, ev.event_id.as_str());
+        // W3C trace context of the publishing span, for the consumer's span.
+        printwatch_runtime::trace::inject(|k, v| headers.insert(k, v.as_str()));
         let result = async {
             let ack = js
                 .publish_with_headers(subject.clone(), headers, payload.clone())

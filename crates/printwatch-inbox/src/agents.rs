@@ -82,12 +82,19 @@ impl Agents {
     pub async fn status(&self, device_id: &str) -> Result<DeviceStatus, StatusError> {
         let url = self.url_of(device_id).await?;
         let mut client = DeviceAgentClient::new(self.channel(&url)?);
-        match client
-            .get_device_status(GetDeviceStatusRequest {
-                device_id: device_id.to_owned(),
-            })
-            .await
-        {
+        let mut request = tonic::Request::new(GetDeviceStatusRequest {
+            device_id: device_id.to_owned(),
+        });
+        // The request's trace continues in the agent.
+        printwatch_runtime::trace::inject(|k, v| {
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(k.as_bytes()),
+                tonic::metadata::MetadataValue::try_from(v.as_str()),
+            ) {
+                request.metadata_mut().insert(key, value);
+            }
+        });
+        match client.get_device_status(request).await {
             Ok(r) => Ok(r.into_inner()),
             Err(s)
                 if s.code() == tonic::Code::Unavailable

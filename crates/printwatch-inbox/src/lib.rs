@@ -32,6 +32,7 @@ use printwatch_config::{Config, ReceiveProtocol};
 use printwatch_mailbox::{Listed, MailboxSettings, Session};
 use printwatch_smtp::{CommitFuture, Mailer};
 use tokio::sync::Mutex;
+use tracing::Instrument as _;
 
 use crate::agents::Agents;
 use crate::answered::{Answered, Claim, State, now_ms};
@@ -336,7 +337,18 @@ impl Inner {
     ) -> Result<(), printwatch_mailbox::MailboxError> {
         let listed = session.list().await?;
         for item in listed {
-            self.handle(mailbox, session, &item).await?;
+            // One trace per mail: the checks, the agent's answer (over
+            // gRPC, same trace) and the reply.
+            let span = tracing::info_span!(
+                parent: None,
+                "inbox message",
+                printwatch.mailbox = mailbox.account.as_str(),
+                printwatch.message.id = item.id.as_str(),
+                printwatch.message.size = item.size,
+            );
+            self.handle(mailbox, session, &item)
+                .instrument(span)
+                .await?;
         }
         Ok(())
     }
@@ -482,6 +494,7 @@ impl Inner {
                 in_reply_to: request.message_id.as_deref(),
                 references: &request.references,
                 reply_id: &key,
+                trace_id: printwatch_runtime::trace::current_trace_id().as_deref(),
             },
         ) {
             Ok(m) => m,

@@ -41,6 +41,8 @@ pub struct ReplyParts<'a> {
     pub references: &'a [String],
     /// A stable id for this reply (the same for every attempt).
     pub reply_id: &'a str,
+    /// The trace this reply belongs to, as `X-Printwatch-Trace-Id`.
+    pub trace_id: Option<&'a str>,
 }
 
 pub fn message(status: &DeviceStatus, p: &ReplyParts<'_>) -> Result<Vec<u8>, ReplyError> {
@@ -76,6 +78,9 @@ pub fn message(status: &DeviceStatus, p: &ReplyParts<'_>) -> Result<Vec<u8>, Rep
         )))
         .header(AutoReplied)
         .header(ContentType::TEXT_PLAIN);
+    if let Some(id) = p.trace_id {
+        b = b.header(TraceId(token(id)));
+    }
     if let Some(parent) = p.in_reply_to.filter(|m| is_msg_id(m)) {
         let mut refs: Vec<&str> = p
             .references
@@ -110,6 +115,22 @@ fn one_line(s: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+/// `X-Printwatch-Trace-Id`: from a reply to its trace.
+#[derive(Debug, Clone)]
+pub struct TraceId(String);
+
+impl Header for TraceId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("X-Printwatch-Trace-Id")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(TraceId(token(s)))
+    }
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
 }
 
 /// `Auto-Submitted: auto-replied` (RFC 3834).
@@ -156,6 +177,7 @@ mod tests {
                 in_reply_to: Some("<req@example.test>"),
                 references: &refs,
                 reply_id: "abc",
+                trace_id: Some("0123456789abcdef0123456789abcdef"),
             },
         )
         .unwrap();

@@ -69,11 +69,11 @@ impl Handler {
             }
         }
         let span = tracing::info_span!(
-            "event",
-            event.id = %ev.event.event_id,
-            device.id = %ev.event.device_id,
-            item = ev.item.key(),
-            transition = %ev.transition,
+            "route and mail",
+            printwatch.event.id = %ev.event.event_id,
+            printwatch.device.id = %ev.event.device_id,
+            printwatch.alert.item = ev.item.key(),
+            printwatch.transition = %ev.transition,
         );
         self.deliver(&ev).instrument(span).await
     }
@@ -137,7 +137,8 @@ impl Handler {
             device_body: device.and_then(|d| d.common_body.as_deref()),
             reply_to: self.cfg.mail.admin_address.as_deref(),
         };
-        let message = match render::message(ev, &from, &recipients, &extras) {
+        let trace_id = printwatch_runtime::trace::current_trace_id();
+        let message = match render::message(ev, &from, &recipients, &extras, trace_id.as_deref()) {
             Ok(m) => m,
             Err(e) => {
                 // Only a malformed address gets here; retrying cannot help.
@@ -181,11 +182,44 @@ impl Handler {
                 "another notifier is mailing this event".to_owned(),
             )
         });
-        match self
+        let smtp_span = tracing::info_span!(
+            "smtp send",
+            otel.kind = "client",
+            network.transport = "tcp",
+            server.address = self
+                .cfg
+                .mail
+                .smtp
+                .as_ref()
+                .map(|s| s.host.as_str())
+                .unwrap_or_default(),
+            server.port = self
+                .cfg
+                .mail
+                .smtp
+                .as_ref()
+                .map(|s| s.port)
+                .unwrap_or_default(),
+            smtp.recipients = rcpts.len(),
+            smtp.accepted = tracing::field::Empty,
+            smtp.reply = tracing::field::Empty,
+        );
+        let sent = self
             .mailer
             .send_committing(&from, &rcpts, &message, commit)
-            .await
-        {
+            .instrument(smtp_span.clone())
+            .await;
+        match &sent {
+            Ok(d) => {
+                smtp_span.record("smtp.accepted", d.accepted.len());
+                let reply = d.refused.first().map_or("250", |r| r.reply.as_str());
+                smtp_span.record("smtp.reply", reply);
+            }
+            Err(e) => {
+                smtp_span.record("smtp.reply", e.reason.as_str());
+            }
+        }
+        match sent {
             Ok(delivery) => {
                 let observed =
                     printwatch_events::event::to_system_time(ev.event.observed_at.as_ref());

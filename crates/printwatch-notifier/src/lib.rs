@@ -31,6 +31,7 @@ use printwatch_config::Config;
 use printwatch_events::Names;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::handle::{Handler, Outcome};
 use crate::ledger::Ledger;
@@ -255,8 +256,32 @@ async fn process(handler: &Handler, js: &jetstream::Context, msg: jetstream::Mes
             let _ = msg.ack_with(AckKind::Progress).await;
         }
     };
+    // The event's trace continues here: its parent is the agent's span,
+    // carried in the message's `traceparent` header.
+    let span = tracing::info_span!(
+        parent: None,
+        "notifier consume",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.operation.type = "process",
+        messaging.destination.name = msg.subject.as_str(),
+        messaging.consumer.group.name = handler.cfg.notifier.durable_name.as_str(),
+    );
+    let header = |name: &str| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    printwatch_runtime::trace::set_parent(
+        &span,
+        printwatch_runtime::trace::extract(
+            header("traceparent").as_deref(),
+            header("tracestate").as_deref(),
+        ),
+    );
     let outcome = tokio::select! {
-        o = handler.handle(msg.subject.as_str(), &msg.payload) => o,
+        o = handler.handle(msg.subject.as_str(), &msg.payload).instrument(span) => o,
         () = keep_alive => unreachable_outcome(),
     };
     let (delivered, sequence) = msg

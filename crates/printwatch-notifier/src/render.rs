@@ -222,6 +222,7 @@ pub fn message(
     from: &str,
     to: &[String],
     extras: &Extras<'_>,
+    trace_id: Option<&str>,
 ) -> Result<Vec<u8>, RenderError> {
     let from_box: Mailbox =
         from.parse()
@@ -257,6 +258,9 @@ pub fn message(
                     reason: e.to_string(),
                 })?;
         builder = builder.to(mbox);
+    }
+    if let Some(id) = trace_id {
+        builder = builder.header(PrintwatchHeader::trace_id(id));
     }
     if let Some(reply_to) = extras.reply_to {
         let mbox: Mailbox = reply_to
@@ -348,6 +352,7 @@ macro_rules! text_header {
 text_header!(EventIdHeader, "X-Printwatch-Event-Id");
 text_header!(DeviceHeader, "X-Printwatch-Device");
 text_header!(ItemHeader, "X-Printwatch-Item");
+text_header!(TraceIdHeader, "X-Printwatch-Trace-Id");
 
 /// Constructors of the printwatch headers, each value made header-safe.
 pub struct PrintwatchHeader;
@@ -361,6 +366,9 @@ impl PrintwatchHeader {
     }
     pub fn item(v: &str) -> ItemHeader {
         ItemHeader(ascii_token(v))
+    }
+    pub fn trace_id(v: &str) -> TraceIdHeader {
+        TraceIdHeader(ascii_token(v))
     }
 }
 
@@ -493,6 +501,7 @@ mod tests {
                 "lobby-1@printers.example.test",
                 &["a@example.test".into()],
                 &Extras::default(),
+                None,
             )
             .unwrap(),
         );
@@ -526,8 +535,16 @@ mod tests {
             common_body: "ok\r\nBcc: evil@example.test\r\n",
             ..Default::default()
         };
-        let mail =
-            text(&message(&ev, "p@example.test", &["a@example.test".into()], &extras).unwrap());
+        let mail = text(
+            &message(
+                &ev,
+                "p@example.test",
+                &["a@example.test".into()],
+                &extras,
+                None,
+            )
+            .unwrap(),
+        );
         let head = mail.split("\r\n\r\n").next().unwrap();
         assert!(
             !head
@@ -535,6 +552,15 @@ mod tests {
                 .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
             "{head}"
         );
-        assert!(message(&ev, "p@example.test\r\nBcc: x@example.test", &[], &extras).is_err());
+        assert!(
+            message(
+                &ev,
+                "p@example.test\r\nBcc: x@example.test",
+                &[],
+                &extras,
+                None
+            )
+            .is_err()
+        );
     }
 }

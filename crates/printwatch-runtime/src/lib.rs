@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod logging;
+pub mod trace;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,12 +42,17 @@ pub fn load_config(path: &Path, service: Service) -> Result<Config, ExitCode> {
 }
 
 /// Sets up logging from the config's `[telemetry]` section.
-pub fn init_logging(cfg: &Config) {
+pub fn init_logging(cfg: &Config, service: &str) -> trace::TraceGuard {
     let format = match cfg.telemetry.log_format {
         printwatch_config::LogFormat::Json => logging::Format::Json,
         printwatch_config::LogFormat::Text => logging::Format::Text,
     };
-    logging::init(format, &cfg.telemetry.log_level);
+    logging::init(
+        format,
+        &cfg.telemetry.log_level,
+        service,
+        cfg.telemetry.otlp_endpoint.as_deref(),
+    )
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

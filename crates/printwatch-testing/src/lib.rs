@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod mail;
 pub mod nats;
+pub mod otlp;
 pub mod process;
 pub mod proxy;
 
