@@ -31,3 +31,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+echo "== deployment files (Dockerfile, docker compose config, Kubernetes schema check)" >&2
+deploy/check-manifests.sh
