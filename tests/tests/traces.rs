@@ -115,6 +115,8 @@ source = "simulated"
     );
     assert_eq!(route.parent_span_id, consume.span_id);
     assert_eq!(smtp.parent_span_id, route.span_id);
+    // Log lines inside the trace's spans name it.
+    assert!(notifier.log().contains(&trace_id), "{}", notifier.log());
     let attr = |s: &ReceivedSpan, k: &str| {
         s.attributes
             .iter()

@@ -190,7 +190,9 @@ impl Worker {
                 printwatch.alert.item = %ev.item,
                 printwatch.event.id = %ev.event_id,
                 printwatch.transition = ev.transition().as_str_name(),
+                trace_id = tracing::field::Empty,
             );
+            printwatch_runtime::trace::record_trace_id(&span);
             let published = printwatch_bus::publish_event(&self.js, &self.names, &ev, self.publish)
                 .instrument(span)
                 .await;

@@ -108,6 +108,7 @@ impl DeviceAgent for AgentService {
             rpc.service = "printwatch.v1.DeviceAgent",
             rpc.method = "GetDeviceStatus",
             printwatch.device.id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
         printwatch_runtime::trace::set_parent(
             &span,
@@ -116,6 +117,7 @@ impl DeviceAgent for AgentService {
                 meta("tracestate").as_deref(),
             ),
         );
+        printwatch_runtime::trace::record_trace_id(&span);
         let _entered = span.enter();
         let id = request.into_inner().device_id;
         span.record("printwatch.device.id", id.as_str());

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -67,11 +68,20 @@ pub struct Counters {
     pub waiting: Counter,
     /// Requests given up after `give_up_after`.
     pub gave_up: Counter,
+    /// Every mail handled, by outcome: `answered`, `rate_limited`,
+    /// `gave_up`, or the reason it got no reply (`not_allowed`, …).
+    pub mails: Family<Vec<(String, String)>, Counter>,
     /// Whether the last attempt to read a mailbox worked.
     pub mailbox_ok: AtomicBool,
 }
 
 impl Counters {
+    fn outcome(&self, outcome: &str) {
+        self.mails
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
+    }
+
     fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         let r = registry.sub_registry_with_prefix("printwatch_inbox");
         r.register(
@@ -94,6 +104,7 @@ impl Counters {
             "Requests given up after give_up_after",
             self.gave_up.clone(),
         );
+        r.register("mails", "Mails handled, by outcome", self.mails.clone());
     }
 }
 
@@ -345,7 +356,9 @@ impl Inner {
                 printwatch.mailbox = mailbox.account.as_str(),
                 printwatch.message.id = item.id.as_str(),
                 printwatch.message.size = item.size,
+                trace_id = tracing::field::Empty,
             );
+            printwatch_runtime::trace::record_trace_id(&span);
             self.handle(mailbox, session, &item)
                 .instrument(span)
                 .await?;
@@ -434,6 +447,7 @@ impl Inner {
                 )
                 .await;
             self.counters.ignored.inc();
+            self.counters.outcome("rate_limited");
             tracing::warn!(
                 sender = request.reply_to,
                 device.id = request.device_id,
@@ -450,6 +464,7 @@ impl Inner {
                     tracing::error!(sender = request.reply_to, device.id = request.device_id, error = %e, ?waited,
                         "giving up on a request: no status within [on_demand] give_up_after");
                     self.counters.gave_up.inc();
+                    self.counters.outcome("gave_up");
                     let _ = self
                         .ledger
                         .set(
@@ -549,6 +564,7 @@ impl Inner {
                     .set(&key, current(&rev), State::Answered, first_seen_ms, "")
                     .await;
                 self.counters.answered.inc();
+                self.counters.outcome("answered");
                 tracing::info!(
                     to = request.reply_to,
                     device.id = request.device_id,
@@ -572,6 +588,7 @@ impl Inner {
                     .set(&key, current(&rev), State::Ignored, first_seen_ms, &why)
                     .await;
                 self.counters.ignored.inc();
+                self.counters.outcome("reply_refused");
             }
             Err(e) if e.outcome_unknown() => {
                 tracing::error!(to = request.reply_to, error = %e, "uncertain: the connection failed after the reply was handed over; not sent again");
@@ -616,6 +633,7 @@ impl Inner {
         match self.ledger.ignore(key, reason.as_str()).await {
             Ok(true) => {
                 self.counters.ignored.inc();
+                self.counters.outcome(reason.key());
                 tracing::info!(
                     message = item.id,
                     size = item.size,

@@ -148,7 +148,7 @@ impl Handler {
                         .ledger
                         .set(id, rcpt, *rev, State::Failed, &e.to_string())
                         .await;
-                    METRICS.recipients_failed.inc();
+                    METRICS.failed("invalid_address");
                 }
                 return Outcome::Done;
             }
@@ -252,7 +252,7 @@ impl Handler {
                             reply = refused.reply,
                             "recipient refused for good; not retried"
                         );
-                        METRICS.recipients_failed.inc();
+                        METRICS.failed("recipient_refused");
                         let _ = self
                             .ledger
                             .set(id, &refused.recipient, rev, State::Failed, &refused.reply)
@@ -286,7 +286,7 @@ impl Handler {
                         (State::Uncertain, "connection lost after DATA")
                     } else if e.permanent && e.step == printwatch_smtp::Step::Data {
                         tracing::error!(event.id = id, recipient = rcpt, error = %e, "the server refused the mail for good");
-                        METRICS.recipients_failed.inc();
+                        METRICS.failed("message_refused");
                         (State::Failed, "")
                     } else {
                         METRICS.recipients_deferred.inc();

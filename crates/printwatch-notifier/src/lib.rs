@@ -266,6 +266,7 @@ async fn process(handler: &Handler, js: &jetstream::Context, msg: jetstream::Mes
         messaging.operation.type = "process",
         messaging.destination.name = msg.subject.as_str(),
         messaging.consumer.group.name = handler.cfg.notifier.durable_name.as_str(),
+        trace_id = tracing::field::Empty,
     );
     let header = |name: &str| {
         msg.headers
@@ -280,6 +281,7 @@ async fn process(handler: &Handler, js: &jetstream::Context, msg: jetstream::Mes
             header("tracestate").as_deref(),
         ),
     );
+    printwatch_runtime::trace::record_trace_id(&span);
     let outcome = tokio::select! {
         o = handler.handle(msg.subject.as_str(), &msg.payload).instrument(span) => o,
         () = keep_alive => unreachable_outcome(),

@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -24,6 +25,9 @@ pub struct Metrics {
     pub mails_sent: Counter,
     /// Recipients refused for good (5xx); not retried.
     pub recipients_failed: Counter,
+    /// The same, by reason: `recipient_refused`, `message_refused`,
+    /// `invalid_address`.
+    pub mails_failed: Family<Vec<(String, String)>, Counter>,
     /// Recipients refused for now (4xx) or not reached; retried.
     pub recipients_deferred: Counter,
     /// Recipients already mailed when an event came again.
@@ -42,6 +46,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     events_unrouted: Counter::default(),
     mails_sent: Counter::default(),
     recipients_failed: Counter::default(),
+    mails_failed: Family::default(),
     recipients_deferred: Counter::default(),
     recipients_already_sent: Counter::default(),
     uncertain: Counter::default(),
@@ -104,6 +109,14 @@ impl Metrics {
             "Seconds from the event being observed to the SMTP server accepting its mail",
             self.delivery_latency.clone(),
         );
+    }
+
+    /// Counts one recipient refused for good.
+    pub fn failed(&self, reason: &str) {
+        self.recipients_failed.inc();
+        self.mails_failed
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
     }
 
     /// Logs the counters on one line.
