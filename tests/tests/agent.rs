@@ -492,8 +492,20 @@ async fn the_operations_port_counts_published_events_and_follows_nats() {
         .await
         .unwrap();
     fx.wait_for_events(1, WAIT).await.unwrap();
-    let after = count(&http_get(port, "/metrics").await.unwrap().1);
+    let metrics = http_get(port, "/metrics").await.unwrap().1;
+    let after = count(&metrics);
     assert_eq!(after, before + 1.0);
+    // The raised item is counted among the active conditions.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !http_get(port, "/metrics")
+        .await
+        .unwrap()
+        .1
+        .contains("printwatch_agent_active_conditions{item=\"paper_jam\"} 1")
+    {
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     fx.nats.stop();
     let deadline = std::time::Instant::now() + WAIT;
     while http_get(port, "/readyz").await.map(|r| r.0).unwrap_or(0) != 503 {

@@ -154,7 +154,10 @@ impl Worker {
             protocols: reading.protocols.clone(),
             ..self.builder.clone()
         };
+        let counted: Vec<printwatch_events::AlertItem> =
+            snapshot.borrow().record.active.keys().copied().collect();
         let queued = record.reconcile(&reading.conditions, &builder, now);
+        crate::metrics::METRICS.count_active(&counted, record.active.keys().copied());
         if queued > 0 {
             // The outbox is stored before anything is published, so a crash
             // in between republishes the same event ids on the next start.

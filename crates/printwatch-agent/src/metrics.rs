@@ -4,6 +4,8 @@
 use std::sync::LazyLock;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Default)]
@@ -12,6 +14,8 @@ pub struct Metrics {
     pub events_published: Counter,
     /// Publish attempts that failed after every retry.
     pub publish_failures: Counter,
+    /// Active conditions across this agent's devices, by item.
+    pub active_conditions: Family<Vec<(String, String)>, Gauge>,
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -30,5 +34,31 @@ impl Metrics {
             "Publishes that failed after every retry",
             self.publish_failures.clone(),
         );
+        r.register(
+            "active_conditions",
+            "Active conditions across this agent's devices, by item",
+            self.active_conditions.clone(),
+        );
+    }
+
+    /// Moves the active-conditions gauges of one device from the items it
+    /// had (`before`) to the items it has now.
+    pub fn count_active(
+        &self,
+        before: &[printwatch_events::AlertItem],
+        now: impl Iterator<Item = printwatch_events::AlertItem>,
+    ) {
+        let now: Vec<_> = now.collect();
+        let gauge = |item: printwatch_events::AlertItem| {
+            self.active_conditions
+                .get_or_create(&vec![("item".to_owned(), item.key().to_owned())])
+                .clone()
+        };
+        for item in before.iter().filter(|i| !now.contains(i)) {
+            gauge(*item).dec();
+        }
+        for item in now.iter().filter(|i| !before.contains(i)) {
+            gauge(*item).inc();
+        }
     }
 }
