@@ -176,6 +176,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), AgentError> {
+        tracing::info!(grpc = %self.local_addr(), "gRPC listening");
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut devices = BTreeMap::new();
@@ -289,4 +290,17 @@ async fn register(
         .await
         .map(|_| ())
         .map_err(|e| AgentError::Registry(format!("{}: {e}", dev.id)))
+}
+
+impl printwatch_runtime::service::App for Application {
+    type Error = AgentError;
+    fn build(cfg: &Config) -> impl Future<Output = Result<Self, Self::Error>> {
+        Application::build(cfg)
+    }
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        Application::run_until_stopped(self, shutdown)
+    }
 }

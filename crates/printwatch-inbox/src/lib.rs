@@ -672,3 +672,16 @@ impl Inner {
         true
     }
 }
+
+impl printwatch_runtime::service::App for Application {
+    type Error = InboxError;
+    fn build(cfg: &Config) -> impl Future<Output = Result<Self, Self::Error>> {
+        Application::build(cfg)
+    }
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        Application::run_until_stopped(self, shutdown)
+    }
+}

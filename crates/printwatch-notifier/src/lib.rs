@@ -371,3 +371,16 @@ fn one_line(s: &str) -> String {
         .take(500)
         .collect()
 }
+
+impl printwatch_runtime::service::App for Application {
+    type Error = NotifierError;
+    fn build(cfg: &Config) -> impl Future<Output = Result<Self, Self::Error>> {
+        Application::build(cfg)
+    }
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        Application::run_until_stopped(self, shutdown)
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod logging;
+pub mod service;
 pub mod trace;
 
 use std::path::Path;
