@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use printwatch_agent::source::simulated::SimState;
 use printwatch_events::{AlertItem, TransitionKind};
-use printwatch_proto::v1::{GetDeviceStatusRequest, ListDevicesRequest, SetConditionRequest};
-use printwatch_testing::agent::AgentFixture;
+use printwatch_proto::v1::{GetDeviceStatusRequest, ListDevicesRequest};
+use printwatch_testing::agent::{AgentFixture, clear, raise, toner};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -32,33 +32,6 @@ location = "3F office"
 mail_address = "printer2@printwatch.test"
 source = "simulated"
 "#;
-
-fn raise(device: &str, item: &str, detail: &str) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        item: item.into(),
-        active: true,
-        detail: detail.into(),
-        toner_level_percent: None,
-    }
-}
-
-fn clear(device: &str, item: &str) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        item: item.into(),
-        active: false,
-        ..Default::default()
-    }
-}
-
-fn toner(device: &str, level: i32) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        toner_level_percent: Some(level),
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn raising_a_condition_puts_exactly_one_occurred_event_on_the_stream_and_clearing_it_one_recovered()

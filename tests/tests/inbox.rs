@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use printwatch_proto::v1::SetConditionRequest;
-use printwatch_testing::agent::AgentFixture;
+use printwatch_testing::agent::{AgentFixture, raise};
 use printwatch_testing::mail::MailBed;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -93,16 +92,6 @@ async fn request(
     bed.send_raw(from, &[account], raw.as_bytes())
         .await
         .unwrap();
-}
-
-fn raise(device: &str, item: &str, detail: &str) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        item: item.into(),
-        active: true,
-        detail: detail.into(),
-        toner_level_percent: None,
-    }
 }
 
 async fn every_accepted_form_gets_exactly_one_reply(proto: Proto) {

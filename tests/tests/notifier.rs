@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use printwatch_bus::PublishPolicy;
 use printwatch_events::{AlertItem, EventBuilder, Language, TransitionKind};
 use printwatch_proto::v1::{DeviceIdentity, ProtocolSettings, SetConditionRequest};
-use printwatch_testing::agent::AgentFixture;
+use printwatch_testing::agent::{AgentFixture, clear, raise, toner};
 use printwatch_testing::mail::{MailBed, ReceivedMail};
 use printwatch_testing::proxy::TcpProxy;
 
@@ -48,33 +48,6 @@ retry_max_delay = "2s"
         domain = bed.domain(),
         ca = bed.ca_file().display(),
     )
-}
-
-fn raise(device: &str, item: &str, detail: &str) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        item: item.into(),
-        active: true,
-        detail: detail.into(),
-        toner_level_percent: None,
-    }
-}
-
-fn clear(device: &str, item: &str) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        item: item.into(),
-        active: false,
-        ..Default::default()
-    }
-}
-
-fn toner(device: &str, level: i32) -> SetConditionRequest {
-    SetConditionRequest {
-        device_id: device.into(),
-        toner_level_percent: Some(level),
-        ..Default::default()
-    }
 }
 
 fn subjects(mails: &[ReceivedMail]) -> Vec<String> {

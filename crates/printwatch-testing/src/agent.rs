@@ -242,3 +242,33 @@ log_level = "info,printwatch_agent=debug"
         }
     }
 }
+
+/// A `SetCondition` request that raises `item` on `device` with `detail`.
+pub fn raise(device: &str, item: &str, detail: &str) -> printwatch_proto::v1::SetConditionRequest {
+    printwatch_proto::v1::SetConditionRequest {
+        device_id: device.into(),
+        item: item.into(),
+        active: true,
+        detail: detail.into(),
+        toner_level_percent: None,
+    }
+}
+
+/// A `SetCondition` request that clears `item` on `device`.
+pub fn clear(device: &str, item: &str) -> printwatch_proto::v1::SetConditionRequest {
+    printwatch_proto::v1::SetConditionRequest {
+        device_id: device.into(),
+        item: item.into(),
+        active: false,
+        ..Default::default()
+    }
+}
+
+/// A `SetCondition` request that sets a simulated device's toner level.
+pub fn toner(device: &str, level: i32) -> printwatch_proto::v1::SetConditionRequest {
+    printwatch_proto::v1::SetConditionRequest {
+        device_id: device.into(),
+        toner_level_percent: Some(level),
+        ..Default::default()
+    }
+}
