@@ -4,6 +4,7 @@
 //! [`Reading`]; the agent alone turns readings into events. Adding a kind of
 //! source (SNMP, IPP) is one module and one variant here.
 
+pub mod mapping;
 pub mod simulated;
 
 use std::collections::BTreeMap;
