@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::device::Worker;
 use crate::grpc::{AgentService, Device};
-use crate::source::{Simulated, Source};
+use crate::source::{Simulated, SnmpSource, Source};
 
 /// How long shutdown waits for device workers to finish what they do.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -103,19 +103,37 @@ impl Application {
         for dev in &cfg.devices {
             let identity = identity(dev);
             let source = match &dev.source {
-                DeviceSource::Simulated => Source::Simulated(Simulated::new(
+                DeviceSource::Simulated => Source::Simulated(Box::new(Simulated::new(
                     &dev.id,
                     simulated.clone(),
                     dev.simulated.toner_level_percent,
                     threshold,
                     dev.simulated.boot_delay,
                     configured_protocols(dev),
-                )),
+                ))),
+                DeviceSource::Snmp(snmp) => {
+                    let mut protocols = configured_protocols(dev);
+                    if dev.protocols.is_empty() {
+                        protocols.enabled_protocols = vec!["SNMPv1/v2c".to_owned()];
+                    }
+                    if dev.host_name.is_none() {
+                        // Until the device's sysName says otherwise.
+                        protocols.host_name = snmp.host.clone();
+                    }
+                    Source::Snmp(Box::new(SnmpSource::new(
+                        &dev.id,
+                        &snmp.host,
+                        snmp.port,
+                        snmp.community.expose(),
+                        threshold,
+                        protocols,
+                    )))
+                }
                 other => {
                     return Err(AgentError::Device {
                         device: dev.id.clone(),
                         reason: format!(
-                            "source `{other}` is not supported by this agent yet; use `simulated`"
+                            "source `{other}` is not supported by this agent yet; use `simulated` or `snmp://`"
                         ),
                     });
                 }

@@ -12,6 +12,7 @@ pub mod nats;
 pub mod otlp;
 pub mod process;
 pub mod proxy;
+pub mod snmp;
 
 /// A name unique to this test run, usable as a NATS stream, bucket or
 /// subject token (`[A-Za-z0-9_]` only).

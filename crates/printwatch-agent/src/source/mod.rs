@@ -6,6 +6,7 @@
 
 pub mod mapping;
 pub mod simulated;
+pub mod snmp;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use printwatch_events::AlertItem;
 use printwatch_proto::v1::{PaperTray, ProtocolSettings, Supply};
 
 pub use simulated::{SimChange, Simulated};
+pub use snmp::SnmpSource;
 
 /// What a device reports at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +44,10 @@ pub enum SourceError {
 
 /// A device's source.
 pub enum Source {
-    Simulated(Simulated),
+    // Boxed: the variants differ much in size.
+    Simulated(Box<Simulated>),
+    /// A real printer over SNMP v2c.
+    Snmp(Box<SnmpSource>),
 }
 
 impl Source {
@@ -50,6 +55,7 @@ impl Source {
     pub async fn read(&self) -> Result<Reading, SourceError> {
         match self {
             Source::Simulated(s) => s.read().await,
+            Source::Snmp(s) => s.read().await,
         }
     }
 
@@ -57,6 +63,7 @@ impl Source {
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Simulated(_) => "simulated",
+            Source::Snmp(_) => "snmp",
         }
     }
 
@@ -64,6 +71,10 @@ impl Source {
     pub async fn simulate(&self, change: SimChange) -> Result<(), SourceError> {
         match self {
             Source::Simulated(s) => s.apply(change).await,
+            Source::Snmp(s) => Err(SourceError::Unsupported(format!(
+                "the device is read over SNMP from {}; only a simulated device can be changed",
+                s.target()
+            ))),
         }
     }
 }

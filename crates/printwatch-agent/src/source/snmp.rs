@@ -1,0 +1,802 @@
+//! A real printer over SNMP v2c (Printer-MIB, RFC 3805; HOST-RESOURCES-MIB,
+//! RFC 2790).
+//!
+//! Each read opens a fresh UDP session, walks the tables below with
+//! GETBULK and GETs `sysName.0`, then maps what came back with
+//! [`super::mapping`]:
+//!
+//! - prtAlertTable (43.18.1.1): one alert row each, [`mapping::map_alert`];
+//! - prtMarkerSuppliesTable (43.11.1.1): levels ÷ max capacity, supplies and
+//!   toner / unit items; `toner_low_level` from the configured threshold;
+//! - prtInputTable (43.8.2.1): trays, paper out;
+//! - prtCoverTable (43.6.1.1): cover open;
+//! - hrDeviceTable (25.3.2.1) / hrPrinterTable (25.3.5.1): device status,
+//!   printer status (warming up → not ready), detected error state bits.
+//!
+//! Every request has its own timeout ([`REQUEST_TIMEOUT`]) and is tried
+//! [`ATTEMPTS`] times, each time on a new socket so a late answer to the
+//! first try cannot be taken for the answer to the second. A v2c agent
+//! ignores a wrong community, so "no answer" says both possibilities.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use printwatch_events::AlertItem;
+use printwatch_proto::v1::{PaperTray, ProtocolSettings, Supply};
+use snmp2::{AsyncSession, Oid, Value};
+
+use super::mapping::{
+    self, DeviceStatus, PrinterStatus, PrtAlert, SupplyKind, SupplyLevel, SupplyThresholds,
+    Unknown, merge_condition,
+};
+use super::{Reading, SourceError};
+
+/// How long one SNMP request may take before it is tried again.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a request is sent before the device counts as unreachable.
+pub const ATTEMPTS: u32 = 2;
+/// Rows asked for per GETBULK.
+const BULK_REPETITIONS: u32 = 20;
+/// A table walk stops after this many requests (a broken agent could
+/// otherwise loop forever).
+const MAX_REQUESTS_PER_WALK: usize = 500;
+
+const SYS_NAME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 5, 0];
+const PRT_ALERT_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 18, 1, 1];
+const PRT_SUPPLIES_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 11, 1, 1];
+const PRT_INPUT_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 8, 2, 1];
+const PRT_COVER_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 6, 1, 1];
+const HR_DEVICE_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 2, 1];
+const HR_PRINTER_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 5, 1];
+/// hrDeviceType hrDevicePrinter.
+const HR_DEVICE_PRINTER: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 1, 5];
+
+/// A value as far as this source cares.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Int(i64),
+    Bytes(Vec<u8>),
+    Oid(Vec<u64>),
+    /// Any other type, or noSuchObject / noSuchInstance.
+    Other,
+}
+
+impl Val {
+    fn int(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Val::Bytes(b) => String::from_utf8_lossy(b)
+                .trim_matches(char::from(0))
+                .trim()
+                .to_owned(),
+            Val::Int(i) => i.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+fn own_value(v: &Value<'_>) -> Val {
+    match v {
+        Value::Integer(i) => Val::Int(*i),
+        Value::Counter32(i) | Value::Unsigned32(i) | Value::Timeticks(i) => Val::Int(i64::from(*i)),
+        Value::Counter64(i) => i64::try_from(*i).map(Val::Int).unwrap_or(Val::Other),
+        Value::OctetString(b) => Val::Bytes(b.to_vec()),
+        Value::ObjectIdentifier(o) => Val::Oid(arcs(o).unwrap_or_default()),
+        _ => Val::Other,
+    }
+}
+
+fn arcs(oid: &Oid<'_>) -> Option<Vec<u64>> {
+    oid.iter().map(|i| i.collect())
+}
+
+fn make_oid(arcs: &[u64]) -> Result<Oid<'static>, SourceError> {
+    Oid::from(arcs).map_err(|e| SourceError::Unsupported(format!("bad OID {arcs:?}: {e:?}")))
+}
+
+/// One table: column → row index (the arcs after the column) → value.
+type Table = BTreeMap<u64, BTreeMap<Vec<u64>, Val>>;
+
+fn table(rows: Vec<(Vec<u64>, Val)>, entry: &[u64]) -> Table {
+    let mut out = Table::new();
+    for (oid, val) in rows {
+        if let Some((&column, index)) = oid.get(entry.len()..).and_then(|rest| rest.split_first()) {
+            out.entry(column).or_default().insert(index.to_vec(), val);
+        }
+    }
+    out
+}
+
+fn cell<'t>(t: &'t Table, column: u64, index: &[u64]) -> Option<&'t Val> {
+    t.get(&column).and_then(|c| c.get(index))
+}
+
+fn int_at(t: &Table, column: u64, index: &[u64]) -> Option<i64> {
+    cell(t, column, index).and_then(Val::int)
+}
+
+fn text_at(t: &Table, column: u64, index: &[u64]) -> String {
+    cell(t, column, index).map(Val::text).unwrap_or_default()
+}
+
+/// Every row index of a table (from any column).
+fn indexes(t: &Table) -> Vec<Vec<u64>> {
+    let mut all: Vec<Vec<u64>> = t.values().flat_map(|c| c.keys().cloned()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn clamp_i32(v: i64) -> i32 {
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// The last arc of a row index as a number (the tray / supply / cover
+/// number within the printer).
+fn last_arc(index: &[u64]) -> i32 {
+    index.last().map_or(0, |&i| clamp_i32(i as i64))
+}
+
+/// What was fetched from a device in one read.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Walked {
+    sys_name: String,
+    alerts: Table,
+    supplies: Table,
+    inputs: Table,
+    covers: Table,
+    devices: Table,
+    printers: Table,
+}
+
+/// Memory kept between reads.
+#[derive(Default)]
+struct Memory {
+    unknown_codes: Unknown<i32>,
+    /// Per toner supply index: its last `toner_low_level` detail, kept
+    /// while the level cannot tell (-1/-2/-3).
+    toner_low: HashMap<Vec<u64>, Option<String>>,
+}
+
+/// A printer read over SNMP v2c.
+pub struct SnmpSource {
+    device_id: String,
+    target: String,
+    community: Vec<u8>,
+    thresholds: SupplyThresholds,
+    protocols: ProtocolSettings,
+    memory: Mutex<Memory>,
+    timeout: Duration,
+}
+
+impl SnmpSource {
+    /// A device at `host:port` with read community `community`; supplies are
+    /// judged against `threshold_percent` (`toner_low_level`); `protocols`
+    /// is what the configuration says, the device's sysName replaces its
+    /// host name.
+    pub fn new(
+        device_id: &str,
+        host: &str,
+        port: u16,
+        community: &str,
+        threshold_percent: u8,
+        protocols: ProtocolSettings,
+    ) -> SnmpSource {
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        SnmpSource {
+            device_id: device_id.to_owned(),
+            target,
+            community: community.as_bytes().to_vec(),
+            thresholds: SupplyThresholds::with_toner_threshold(threshold_percent),
+            protocols,
+            memory: Mutex::new(Memory::default()),
+            timeout: REQUEST_TIMEOUT,
+        }
+    }
+
+    /// `host:port` as used on the wire.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Reads the device now.
+    pub async fn read(&self) -> Result<Reading, SourceError> {
+        let walked = self.walk_all().await?;
+        let hr_printer = walked
+            .printers
+            .get(&1)
+            .and_then(|c| c.values().next())
+            .and_then(Val::int);
+        if let Some(status) = hr_printer
+            && PrinterStatus::from_code(clamp_i32(status)).is_warming_up()
+        {
+            return Err(SourceError::NotReady(
+                "the printer is warming up (hrPrinterStatus warmup)".into(),
+            ));
+        }
+        Ok(self.reading(&walked))
+    }
+
+    async fn walk_all(&self) -> Result<Walked, SourceError> {
+        let mut client = Client::new(&self.target, &self.community, self.timeout);
+        let sys_name = client.get(SYS_NAME).await?.map(|v| v.text());
+        Ok(Walked {
+            sys_name: sys_name.unwrap_or_default(),
+            alerts: table(client.walk(PRT_ALERT_ENTRY).await?, PRT_ALERT_ENTRY),
+            supplies: table(client.walk(PRT_SUPPLIES_ENTRY).await?, PRT_SUPPLIES_ENTRY),
+            inputs: table(client.walk(PRT_INPUT_ENTRY).await?, PRT_INPUT_ENTRY),
+            covers: table(client.walk(PRT_COVER_ENTRY).await?, PRT_COVER_ENTRY),
+            devices: table(client.walk(HR_DEVICE_ENTRY).await?, HR_DEVICE_ENTRY),
+            printers: table(client.walk(HR_PRINTER_ENTRY).await?, HR_PRINTER_ENTRY),
+        })
+    }
+
+    /// Maps what was fetched into a reading (no network).
+    fn reading(&self, w: &Walked) -> Reading {
+        let mut memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut conditions: BTreeMap<AlertItem, String> = BTreeMap::new();
+
+        // prtAlertTable: 2 severity, 3 training, 4 group, 5 group index,
+        // 6 location, 7 code, 8 description.
+        for index in indexes(&w.alerts) {
+            let int = |c| clamp_i32(int_at(&w.alerts, c, &index).unwrap_or(0));
+            let Some(code) = int_at(&w.alerts, 7, &index).map(clamp_i32) else {
+                continue;
+            };
+            let alert = PrtAlert {
+                severity: int(2),
+                training: int(3),
+                group: int(4),
+                group_index: clamp_i32(int_at(&w.alerts, 5, &index).unwrap_or(-1)),
+                location: int(6),
+                code,
+                description: text_at(&w.alerts, 8, &index),
+            };
+            if !mapping::is_known_alert_code(code) && memory.unknown_codes.is_new(code) {
+                tracing::warn!(
+                    device.id = %self.device_id,
+                    code,
+                    description = %alert.description,
+                    "unknown prtAlertCode (newer than IANA-PRINTER-MIB 2004?); ignored unless it needs field service"
+                );
+            }
+            if let Some((item, detail)) = mapping::map_alert(&alert) {
+                merge_condition(&mut conditions, item, &detail);
+            }
+        }
+
+        // hrPrinterDetectedErrorState (hrPrinterEntry column 2).
+        if let Some(col) = w.printers.get(&2) {
+            for val in col.values() {
+                if let Val::Bytes(octets) = val {
+                    for (item, detail) in mapping::error_state_items(octets, false) {
+                        merge_condition(&mut conditions, item, &detail);
+                    }
+                }
+            }
+        }
+
+        // Supplies: 5 type, 6 description, 8 max capacity, 9 level.
+        let mut supplies = Vec::new();
+        for index in indexes(&w.supplies) {
+            let Some(level) = int_at(&w.supplies, 9, &index) else {
+                continue;
+            };
+            let max = int_at(&w.supplies, 8, &index).unwrap_or(-2);
+            let supply_type = clamp_i32(int_at(&w.supplies, 5, &index).unwrap_or(1));
+            let mut name = text_at(&w.supplies, 6, &index);
+            if name.is_empty() {
+                name = format!("Supply {}", last_arc(&index));
+            }
+            let kind = SupplyKind::from_snmp_type(supply_type);
+            let level = mapping::snmp_supply_level(clamp_i32(level), clamp_i32(max));
+            for (item, detail) in mapping::supply_items(kind, &name, level, &self.thresholds) {
+                if item != AlertItem::TonerLowLevel {
+                    merge_condition(&mut conditions, item, &detail);
+                }
+            }
+            if kind == SupplyKind::Toner {
+                let remembered = memory.toner_low.entry(index.clone()).or_default();
+                let below =
+                    mapping::toner_below_threshold(level, self.thresholds.toner_low_level_percent);
+                match (below, level) {
+                    (Some(true), SupplyLevel::Percent(p)) => {
+                        *remembered = Some(format!(
+                            "{name} at {p}% (below the selected level of {}%)",
+                            self.thresholds.toner_low_level_percent
+                        ));
+                    }
+                    (Some(false), _) => *remembered = None,
+                    // The level cannot tell: keep the previous state.
+                    _ => {}
+                }
+                if let Some(detail) = remembered.clone() {
+                    merge_condition(&mut conditions, AlertItem::TonerLowLevel, &detail);
+                }
+            }
+            supplies.push(Supply {
+                name,
+                kind: supply_kind_name(supply_type).into(),
+                color: String::new(),
+                level_percent: match level {
+                    SupplyLevel::Percent(p) => i32::from(p),
+                    _ => -1,
+                },
+            });
+        }
+
+        // Input trays: 9 max capacity, 10 current level, 12 media name,
+        // 13 name, 18 description.
+        let mut trays = Vec::new();
+        for index in indexes(&w.inputs) {
+            let n = last_arc(&index);
+            let current = int_at(&w.inputs, 10, &index).map_or(-2, clamp_i32);
+            let max = int_at(&w.inputs, 9, &index).map_or(-2, clamp_i32);
+            let mut name = text_at(&w.inputs, 13, &index);
+            if name.is_empty() {
+                name = text_at(&w.inputs, 18, &index);
+            }
+            if name.is_empty() {
+                name = format!("Tray {n}");
+            }
+            let empty = mapping::input_tray_item(n, &name, current, max);
+            let state = if empty.is_some() { "empty" } else { "ok" };
+            if let Some((item, detail)) = empty {
+                merge_condition(&mut conditions, item, &detail);
+            }
+            trays.push(PaperTray {
+                name,
+                media: text_at(&w.inputs, 12, &index),
+                level_percent: tray_percent(current, max),
+                state: state.into(),
+            });
+        }
+
+        // Covers: 2 description, 3 status.
+        for index in indexes(&w.covers) {
+            if let Some(status) = int_at(&w.covers, 3, &index)
+                && let Some((item, detail)) = mapping::cover_item(
+                    last_arc(&index),
+                    &text_at(&w.covers, 2, &index),
+                    clamp_i32(status),
+                )
+            {
+                merge_condition(&mut conditions, item, &detail);
+            }
+        }
+
+        // hrDeviceStatus last: the printer's own "down" only counts when no
+        // error item explains it.
+        let mut device_items = Vec::new();
+        for index in indexes(&w.devices) {
+            let Some(status) = int_at(&w.devices, 5, &index) else {
+                continue;
+            };
+            let printer = match cell(&w.devices, 2, &index) {
+                Some(Val::Oid(t)) => t.as_slice() == HR_DEVICE_PRINTER,
+                _ => w.devices.get(&5).map(|c| c.len()) == Some(1),
+            };
+            if let Some(hit) = mapping::device_status_item(
+                DeviceStatus::from_code(clamp_i32(status)),
+                printer,
+                &text_at(&w.devices, 3, &index),
+                &conditions,
+            ) {
+                device_items.push(hit);
+            }
+        }
+        for (item, detail) in device_items {
+            merge_condition(&mut conditions, item, &detail);
+        }
+
+        let mut protocols = self.protocols.clone();
+        if !w.sys_name.is_empty() {
+            protocols.host_name = w.sys_name.clone();
+        }
+        Reading {
+            conditions,
+            supplies,
+            trays,
+            protocols,
+            firmware_version: String::new(),
+        }
+    }
+}
+
+fn tray_percent(current: i32, max: i32) -> i32 {
+    if current < 0 || max <= 0 {
+        return -1;
+    }
+    (i64::from(current) * 100 / i64::from(max)).clamp(0, 100) as i32
+}
+
+/// prtMarkerSuppliesType (PrtMarkerSuppliesTypeTC) as a `Supply.kind`.
+fn supply_kind_name(t: i32) -> &'static str {
+    match t {
+        3 => "toner",
+        4 => "waste_toner",
+        5 => "ink",
+        6 => "ink_cartridge",
+        9 => "opc",
+        10 => "developer",
+        15 => "fuser",
+        18 => "cleaner_unit",
+        20 => "transfer_unit",
+        21 => "toner_cartridge",
+        _ => "other",
+    }
+}
+
+/// An SNMP v2c client for one read: timeouts, retries on a fresh socket,
+/// errors as [`SourceError`].
+struct Client<'a> {
+    target: &'a str,
+    community: &'a [u8],
+    timeout: Duration,
+    session: Option<AsyncSession>,
+    next_request_id: i32,
+}
+
+enum Request<'o> {
+    Get(&'o [u64]),
+    Bulk(&'o [u64]),
+}
+
+impl<'a> Client<'a> {
+    fn new(target: &'a str, community: &'a [u8], timeout: Duration) -> Client<'a> {
+        // Request ids differ between reads, so an answer that arrives late
+        // can never match.
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1);
+        Client {
+            target,
+            community,
+            timeout,
+            session: None,
+            next_request_id: (seed & 0x3fff_ffff) as i32,
+        }
+    }
+
+    fn no_answer(&self) -> SourceError {
+        SourceError::Unreachable(format!(
+            "no answer from {} over SNMP v2c within {}s, tried {ATTEMPTS} times (wrong community or unreachable)",
+            self.target,
+            self.timeout.as_secs_f32()
+        ))
+    }
+
+    /// Sends `req`, up to [`ATTEMPTS`] times; the varbinds of the answer.
+    async fn request(&mut self, req: &Request<'_>) -> Result<Vec<(Vec<u64>, Val)>, SourceError> {
+        let mut last = self.no_answer();
+        for _ in 0..ATTEMPTS {
+            let session = match &mut self.session {
+                Some(s) => s,
+                None => {
+                    let opened = tokio::time::timeout(
+                        self.timeout,
+                        AsyncSession::new_v2c(self.target, self.community, self.next_request_id),
+                    )
+                    .await;
+                    match opened {
+                        Ok(Ok(s)) => self.session.insert(s),
+                        Ok(Err(e)) => {
+                            return Err(SourceError::Unreachable(format!(
+                                "cannot open an SNMP session to {}: {e}",
+                                self.target
+                            )));
+                        }
+                        Err(_) => {
+                            return Err(SourceError::Unreachable(format!(
+                                "cannot resolve {} within {}s",
+                                self.target,
+                                self.timeout.as_secs_f32()
+                            )));
+                        }
+                    }
+                }
+            };
+            self.next_request_id = self.next_request_id.wrapping_add(1) & 0x3fff_ffff;
+            let answer = match req {
+                Request::Get(oid) => {
+                    let oid = make_oid(oid)?;
+                    tokio::time::timeout(self.timeout, async {
+                        session.get(&oid).await.map(owned_pdu)
+                    })
+                    .await
+                }
+                Request::Bulk(oid) => {
+                    let oid = make_oid(oid)?;
+                    tokio::time::timeout(self.timeout, async {
+                        session
+                            .getbulk(&[&oid], 0, BULK_REPETITIONS)
+                            .await
+                            .map(owned_pdu)
+                    })
+                    .await
+                }
+            };
+            match answer {
+                Ok(Ok((0, varbinds))) => return Ok(varbinds),
+                Ok(Ok((status, _))) => {
+                    return Err(SourceError::Unreachable(format!(
+                        "{} answered with SNMP error status {status} ({})",
+                        self.target,
+                        error_status_name(status)
+                    )));
+                }
+                Ok(Err(snmp2::Error::Receive)) => {
+                    // ICMP port unreachable on the connected socket.
+                    self.session = None;
+                    last = SourceError::Unreachable(format!(
+                        "nothing answers SNMP at {} (connection refused: no agent on that port?)",
+                        self.target
+                    ));
+                }
+                Ok(Err(e)) => {
+                    self.session = None;
+                    last = SourceError::Unreachable(format!(
+                        "bad SNMP answer from {}: {e:?}",
+                        self.target
+                    ));
+                }
+                Err(_) => {
+                    // A late answer to this try must not be read as the
+                    // answer to the next one: start over on a new socket.
+                    self.session = None;
+                    last = self.no_answer();
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// GET one scalar; `None` for noSuchObject / noSuchInstance.
+    async fn get(&mut self, oid: &[u64]) -> Result<Option<Val>, SourceError> {
+        let varbinds = self.request(&Request::Get(oid)).await?;
+        Ok(varbinds
+            .into_iter()
+            .find(|(o, _)| o.as_slice() == oid)
+            .map(|(_, v)| v)
+            .filter(|v| *v != Val::Other))
+    }
+
+    /// Every (OID, value) under `prefix`, by GETBULK.
+    async fn walk(&mut self, prefix: &[u64]) -> Result<Vec<(Vec<u64>, Val)>, SourceError> {
+        let mut out = Vec::new();
+        let mut cursor = prefix.to_vec();
+        for _ in 0..MAX_REQUESTS_PER_WALK {
+            let varbinds = self.request(&Request::Bulk(&cursor)).await?;
+            if varbinds.is_empty() {
+                return Ok(out);
+            }
+            for (oid, val) in varbinds {
+                // endOfMibView comes back as Other with the same OID; a
+                // non-increasing OID would loop.
+                if !oid.starts_with(prefix) || oid <= cursor {
+                    return Ok(out);
+                }
+                cursor = oid.clone();
+                out.push((oid, val));
+            }
+        }
+        tracing::warn!(target = %self.target, ?prefix, "SNMP walk stopped after {MAX_REQUESTS_PER_WALK} requests");
+        Ok(out)
+    }
+}
+
+/// The error status and owned varbinds of an answer (endOfMibView ends the
+/// list).
+fn owned_pdu(pdu: snmp2::Pdu<'_>) -> (u32, Vec<(Vec<u64>, Val)>) {
+    let status = pdu.error_status;
+    let mut out = Vec::new();
+    for (oid, value) in pdu.varbinds {
+        if matches!(value, Value::EndOfMibView) {
+            break;
+        }
+        let Some(arcs) = arcs(&oid) else { break };
+        out.push((arcs, own_value(&value)));
+    }
+    (status, out)
+}
+
+fn error_status_name(status: u32) -> &'static str {
+    match status {
+        1 => "tooBig",
+        2 => "noSuchName",
+        3 => "badValue",
+        4 => "readOnly",
+        5 => "genErr",
+        6 => "noAccess",
+        16 => "authorizationError",
+        _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(entry: &[u64], cells: &[(u64, &[u64], Val)]) -> Table {
+        let list = cells
+            .iter()
+            .map(|(col, idx, v)| {
+                let mut oid = entry.to_vec();
+                oid.push(*col);
+                oid.extend_from_slice(idx);
+                (oid, v.clone())
+            })
+            .collect();
+        table(list, entry)
+    }
+
+    fn source() -> SnmpSource {
+        SnmpSource::new(
+            "p1",
+            "127.0.0.1",
+            11161,
+            "public",
+            20,
+            ProtocolSettings::default(),
+        )
+    }
+
+    fn s(text: &str) -> Val {
+        Val::Bytes(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn maps_alerts_supplies_trays_covers_and_error_bits() {
+        let w = Walked {
+            sys_name: "mfp-3f".into(),
+            alerts: rows(
+                PRT_ALERT_ENTRY,
+                &[
+                    (2, &[1, 1], Val::Int(4)),
+                    (3, &[1, 1], Val::Int(4)),
+                    (4, &[1, 1], Val::Int(13)),
+                    (5, &[1, 1], Val::Int(1)),
+                    (7, &[1, 1], Val::Int(8)),
+                    (8, &[1, 1], s("Paper jam in the duplex unit")),
+                    (7, &[1, 2], Val::Int(4242)),
+                ],
+            ),
+            supplies: rows(
+                PRT_SUPPLIES_ENTRY,
+                &[
+                    (5, &[1, 1], Val::Int(3)),
+                    (6, &[1, 1], s("Black Toner")),
+                    (8, &[1, 1], Val::Int(200)),
+                    (9, &[1, 1], Val::Int(20)),
+                ],
+            ),
+            inputs: rows(
+                PRT_INPUT_ENTRY,
+                &[
+                    (9, &[1, 1], Val::Int(500)),
+                    (10, &[1, 1], Val::Int(0)),
+                    (13, &[1, 1], s("Tray 1")),
+                    (9, &[1, 2], Val::Int(500)),
+                    (10, &[1, 2], Val::Int(250)),
+                ],
+            ),
+            covers: rows(
+                PRT_COVER_ENTRY,
+                &[(2, &[1, 1], s("Front Cover")), (3, &[1, 1], Val::Int(3))],
+            ),
+            devices: rows(HR_DEVICE_ENTRY, &[(5, &[1], Val::Int(2))]),
+            printers: rows(HR_PRINTER_ENTRY, &[(2, &[1], Val::Bytes(vec![0x04]))]),
+        };
+        let src = source();
+        let r = src.reading(&w);
+        assert_eq!(
+            r.conditions.get(&AlertItem::PaperJam).map(String::as_str),
+            Some("Paper path 1: Paper jam in the duplex unit; jammed")
+        );
+        assert_eq!(
+            r.conditions
+                .get(&AlertItem::TonerLowLevel)
+                .map(String::as_str),
+            Some("Black Toner at 10% (below the selected level of 20%)")
+        );
+        assert_eq!(
+            r.conditions.get(&AlertItem::PaperOut).map(String::as_str),
+            Some("Tray 1: empty")
+        );
+        assert_eq!(
+            r.conditions.get(&AlertItem::CoverOpen).map(String::as_str),
+            Some("Front Cover: open")
+        );
+        assert_eq!(r.conditions.len(), 4, "{:?}", r.conditions);
+        assert_eq!(r.supplies[0].level_percent, 10);
+        assert_eq!(r.supplies[0].kind, "toner");
+        assert_eq!(r.trays.len(), 2);
+        assert_eq!(
+            (r.trays[0].state.as_str(), r.trays[0].level_percent),
+            ("empty", 0)
+        );
+        assert_eq!(r.trays[1].name, "Tray 2");
+        assert_eq!(r.trays[1].level_percent, 50);
+        assert_eq!(r.protocols.host_name, "mfp-3f");
+        // The unknown code was remembered once.
+        assert_eq!(src.memory.lock().unwrap().unknown_codes.len(), 1);
+    }
+
+    #[test]
+    fn toner_low_level_is_kept_while_the_level_cannot_tell() {
+        let src = source();
+        let at = |level: i64| Walked {
+            supplies: rows(
+                PRT_SUPPLIES_ENTRY,
+                &[
+                    (5, &[1, 1], Val::Int(3)),
+                    (8, &[1, 1], Val::Int(100)),
+                    (9, &[1, 1], Val::Int(level)),
+                ],
+            ),
+            ..Walked::default()
+        };
+        let low = |w: &Walked| {
+            src.reading(w)
+                .conditions
+                .contains_key(&AlertItem::TonerLowLevel)
+        };
+        assert!(!low(&at(50)));
+        assert!(low(&at(10)));
+        assert!(low(&at(-3)));
+        assert!(!low(&at(20)));
+        assert!(!low(&at(-2)));
+    }
+
+    #[test]
+    fn printer_down_without_an_error_is_a_service_call() {
+        let w = Walked {
+            devices: rows(
+                HR_DEVICE_ENTRY,
+                &[
+                    (2, &[1], Val::Oid(HR_DEVICE_PRINTER.to_vec())),
+                    (3, &[1], s("Test MFP")),
+                    (5, &[1], Val::Int(5)),
+                ],
+            ),
+            ..Walked::default()
+        };
+        let r = source().reading(&w);
+        assert_eq!(
+            r.conditions
+                .get(&AlertItem::ServiceCall)
+                .map(String::as_str),
+            Some("Test MFP is down (hrDeviceStatus down)")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_port_is_unreachable_with_a_clear_message() {
+        // A bound socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let mut src = SnmpSource::new("p1", "127.0.0.1", port, "public", 20, Default::default());
+        src.timeout = Duration::from_millis(100);
+        let err = src.read().await.unwrap_err();
+        assert!(matches!(err, SourceError::Unreachable(_)), "{err}");
+        assert!(
+            err.to_string().contains("wrong community or unreachable"),
+            "{err}"
+        );
+    }
+}

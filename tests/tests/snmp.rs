@@ -1,0 +1,347 @@
+//! The agent reading a simulated printer over SNMP v2c: a private snmpd per
+//! test (`deploy/dev/snmpbed.sh` with its own folder and port) serving
+//! Printer-MIB data that the test rewrites.
+
+use std::time::{Duration, Instant};
+
+use printwatch_events::{AlertItem, TransitionKind};
+use printwatch_proto::v1::{DeviceState, GetDeviceStatusRequest, ListDevicesRequest};
+use printwatch_testing::agent::{AgentFixture, StoredEvent};
+use printwatch_testing::snmp::SnmpBed;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const TONER_LEVEL: &str = ".1.3.6.1.2.1.43.11.1.1.9.1.1";
+const ALERT_ROW: &str = ".1.3.6.1.2.1.43.18.1.1";
+
+/// A paper jam in paper path 1 (prtAlertCode jam(8), group mediaPath(13)).
+fn add_jam_alert(bed: &SnmpBed) {
+    for (col, kind, value) in [
+        (2, "integer", "4"),
+        (3, "integer", "4"),
+        (4, "integer", "13"),
+        (5, "integer", "1"),
+        (6, "integer", "-1"),
+        (7, "integer", "8"),
+        (8, "string", "Paper jam in the paper path"),
+        (9, "timeticks", "0"),
+    ] {
+        bed.set(&format!("{ALERT_ROW}.{col}.1.1"), kind, value)
+            .unwrap();
+    }
+}
+
+fn config(bed: &SnmpBed) -> String {
+    format!(
+        r#"
+[alerts.items.toner_low_level]
+threshold_percent = 20
+
+[[devices]]
+id = "s1"
+name = "SNMP printer"
+location = "2F"
+mail_address = "printer1@printwatch.test"
+source = "{url}"
+"#,
+        url = bed.url()
+    )
+}
+
+fn of(events: &[StoredEvent], item: AlertItem, t: TransitionKind) -> Vec<&StoredEvent> {
+    events
+        .iter()
+        .filter(|e| e.event.item == item && e.event.transition == t)
+        .collect()
+}
+
+#[tokio::test]
+async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
+    let bed = SnmpBed::private().unwrap();
+    let fx = AgentFixture::start(&config(&bed)).await.unwrap();
+    let status = fx.wait_until_read("s1", WAIT).await.unwrap();
+    assert_eq!(status.source, "snmp");
+
+    // Wait for a first successful reading of the normal printer.
+    let deadline = Instant::now() + WAIT;
+    let mut client = fx.client().await.unwrap();
+    let status = loop {
+        let s = client
+            .get_device_status(GetDeviceStatusRequest {
+                device_id: "s1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !s.supplies.is_empty() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SNMP reading: {s:?}\n{}\n{}",
+            fx.agent.log(),
+            bed.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+    assert!(fx.events().await.unwrap().is_empty());
+    let toner = &status.supplies[0];
+    assert_eq!(
+        (
+            toner.name.as_str(),
+            toner.kind.as_str(),
+            toner.level_percent
+        ),
+        ("Black Toner", "toner", 80)
+    );
+    let drum = &status.supplies[1];
+    assert_eq!((drum.name.as_str(), drum.level_percent), ("Drum Unit", 60));
+    let trays: Vec<_> = status
+        .trays
+        .iter()
+        .map(|t| (t.name.as_str(), t.level_percent, t.state.as_str()))
+        .collect();
+    assert_eq!(trays, [("Tray 1", 50, "ok"), ("Tray 2", 100, "ok")]);
+    let protocols = status.protocols.clone().unwrap();
+    assert_eq!(protocols.host_name, "printwatch-snmpbed");
+
+    // Toner low and a paper jam.
+    let normal = bed.data().unwrap();
+    bed.set(TONER_LEVEL, "integer", "10").unwrap();
+    add_jam_alert(&bed);
+    let events = fx.wait_for_events(2, WAIT).await.unwrap();
+    // Give the agent a few more polls to show nothing else comes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = {
+        let again = fx.events().await.unwrap();
+        assert_eq!(again.len(), events.len(), "{again:?}");
+        again
+    };
+    assert_eq!(events.len(), 2, "{events:?}");
+    let low = of(&events, AlertItem::TonerLowLevel, TransitionKind::Occurred);
+    assert_eq!(low.len(), 1, "{events:?}");
+    assert_eq!(
+        low[0].event.event.detail,
+        "Black Toner at 10% (below the selected level of 20%)"
+    );
+    assert_eq!(
+        low[0].subject,
+        format!(
+            "{}.event.s1.occurred.toner_low_level",
+            fx.names.subject_prefix
+        )
+    );
+    let jam = of(&events, AlertItem::PaperJam, TransitionKind::Occurred);
+    assert_eq!(jam.len(), 1, "{events:?}");
+    assert_eq!(
+        jam[0].event.event.detail,
+        "Paper path 1: Paper jam in the paper path"
+    );
+    let protocols = jam[0].event.event.protocols.clone().unwrap();
+    assert_eq!(protocols.host_name, "printwatch-snmpbed");
+
+    let status = client
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.supplies[0].level_percent, 10);
+    assert_eq!(status.conditions.len(), 2, "{:?}", status.conditions);
+
+    // Back to normal: one recovered event each.
+    bed.write_data(&normal).unwrap();
+    fx.wait_for_events(4, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = fx.events().await.unwrap();
+    assert_eq!(events.len(), 4, "{events:?}");
+    for item in [AlertItem::TonerLowLevel, AlertItem::PaperJam] {
+        assert_eq!(
+            of(&events, item, TransitionKind::Recovered).len(),
+            1,
+            "{item:?}: {events:?}"
+        );
+    }
+    let status = client
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+    assert_eq!(status.supplies[0].level_percent, 80);
+}
+
+#[tokio::test]
+async fn a_wrong_community_is_a_clear_per_device_error_not_a_crash() {
+    let bed = SnmpBed::private().unwrap();
+    let text = config(&bed).replace(&bed.url(), &format!("{}?community=s3cret-wrong", bed.url()));
+    let fx = AgentFixture::start(&text).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut client = fx.client().await.unwrap();
+    loop {
+        // A device never read answers GetDeviceStatus with "not read yet";
+        // ListDevices shows the read error.
+        let list = client
+            .list_devices(ListDevicesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let s = list.devices[0].clone();
+        if !s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Unreachable);
+            assert!(
+                s.error.contains("wrong community or unreachable"),
+                "{}",
+                s.error
+            );
+            assert!(!s.error.contains("s3cret"), "{}", s.error);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error reported: {s:?}\n{}",
+            fx.agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fx.events().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back() {
+    let bed = SnmpBed::private().unwrap();
+    let fx = AgentFixture::start(&config(&bed)).await.unwrap();
+    fx.wait_until_read("s1", WAIT).await.unwrap();
+    let mut client = fx.client().await.unwrap();
+    let mut device = async || {
+        client
+            .list_devices(ListDevicesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .devices[0]
+            .clone()
+    };
+
+    bed.stop().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = device().await;
+        if !s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Unreachable);
+            assert!(s.error.contains(&bed.url()[7..]), "{}", s.error);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    bed.start().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = device().await;
+        if s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Ready);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still failing: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An outage of the device is no alert of its own (yet).
+    assert!(fx.events().await.unwrap().is_empty());
+}
+
+/// Waits for `total` events, checks that nothing more comes, and returns
+/// the events from index `from` on.
+async fn settled(fx: &AgentFixture, total: usize, from: usize) -> Vec<StoredEvent> {
+    fx.wait_for_events(total, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = fx.events().await.unwrap();
+    assert_eq!(events.len(), total, "{events:?}");
+    events[from..].to_vec()
+}
+
+fn details(events: &[StoredEvent], t: TransitionKind) -> Vec<(AlertItem, String)> {
+    let mut out: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.transition == t)
+        .map(|e| (e.event.item, e.event.event.detail.clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn covers_trays_units_error_bits_and_device_status_each_occur_and_recover_once() {
+    let bed = SnmpBed::private().unwrap();
+    let fx = AgentFixture::start(&config(&bed)).await.unwrap();
+    fx.wait_until_read("s1", WAIT).await.unwrap();
+    let normal = bed.data().unwrap();
+
+    // Cover open, tray 2 empty, drum at 5 %, tray 1 missing (alert 801).
+    bed.set(".1.3.6.1.2.1.43.6.1.1.3.1.1", "integer", "3")
+        .unwrap();
+    bed.set(".1.3.6.1.2.1.43.8.2.1.10.1.2", "integer", "0")
+        .unwrap();
+    bed.set(".1.3.6.1.2.1.43.11.1.1.9.1.2", "integer", "5")
+        .unwrap();
+    for (col, kind, value) in [
+        (2, "integer", "4"),
+        (3, "integer", "4"),
+        (4, "integer", "8"),
+        (5, "integer", "1"),
+        (7, "integer", "801"),
+        (8, "string", "Tray 1 is missing"),
+    ] {
+        bed.set(&format!("{ALERT_ROW}.{col}.1.1"), kind, value)
+            .unwrap();
+    }
+    let mut want = vec![
+        (AlertItem::CoverOpen, "Front Cover: open".to_owned()),
+        (AlertItem::PaperOut, "Tray 2: empty".to_owned()),
+        (AlertItem::TrayError, "Tray 1: Tray 1 is missing".to_owned()),
+        (AlertItem::UnitReplacementSoon, "Drum Unit: 5%".to_owned()),
+    ];
+    want.sort();
+    let events = settled(&fx, 4, 0).await;
+    assert_eq!(details(&events, TransitionKind::Occurred), want);
+    bed.write_data(&normal).unwrap();
+    let events = settled(&fx, 8, 4).await;
+    let recovered: Vec<_> = details(&events, TransitionKind::Recovered)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(recovered, want.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+
+    // hrPrinterDetectedErrorState noToner (bit 3, one octet).
+    bed.set(".1.3.6.1.2.1.25.3.5.1.2.1", "octet", "10").unwrap();
+    let events = settled(&fx, 9, 8).await;
+    assert_eq!(
+        details(&events, TransitionKind::Occurred),
+        vec![(AlertItem::TonerEmpty, "noToner".to_owned())]
+    );
+    bed.write_data(&normal).unwrap();
+    let events = settled(&fx, 10, 9).await;
+    assert_eq!(events[0].event.item, AlertItem::TonerEmpty);
+    assert_eq!(events[0].event.transition, TransitionKind::Recovered);
+
+    // The printer down with nothing to explain it: a service call.
+    bed.set(".1.3.6.1.2.1.25.3.2.1.5.1", "integer", "5")
+        .unwrap();
+    let events = settled(&fx, 11, 10).await;
+    assert_eq!(
+        details(&events, TransitionKind::Occurred),
+        vec![(
+            AlertItem::ServiceCall,
+            "Printwatch Test MFP is down (hrDeviceStatus down)".to_owned()
+        )]
+    );
+    bed.write_data(&normal).unwrap();
+    let events = settled(&fx, 12, 11).await;
+    assert_eq!(events[0].event.item, AlertItem::ServiceCall);
+    assert_eq!(events[0].event.transition, TransitionKind::Recovered);
+}
