@@ -345,3 +345,119 @@ async fn covers_trays_units_error_bits_and_device_status_each_occur_and_recover_
     assert_eq!(events[0].event.item, AlertItem::ServiceCall);
     assert_eq!(events[0].event.transition, TransitionKind::Recovered);
 }
+
+/// The bed's SNMPv3 passwords (deploy/dev/snmpbed.sh: its defaults unless
+/// the environment sets them).
+fn bed_secret(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn v3_auth_password() -> String {
+    bed_secret("PW_SNMP_V3_AUTH_PASSWORD", "pw-auth-secret")
+}
+
+fn v3_priv_password() -> String {
+    bed_secret("PW_SNMP_V3_PRIV_PASSWORD", "pw-priv-secret")
+}
+
+fn v3_config(bed: &SnmpBed, auth_password: &str) -> String {
+    format!(
+        r#"
+[[devices]]
+id = "s1"
+name = "SNMPv3 printer"
+mail_address = "printer1@printwatch.test"
+source = "snmp://{host}:{port}"
+
+[devices.snmp]
+version = "3"
+user = "pwsha256"
+auth_protocol = "sha256"
+auth_password = "{auth_password}"
+priv_protocol = "aes"
+priv_password = "{priv_password}"
+"#,
+        host = bed.host(),
+        priv_password = v3_priv_password(),
+        port = bed.port(),
+    )
+}
+
+#[tokio::test]
+async fn snmpv3_auth_priv_reads_supplies_and_a_wrong_password_is_a_clear_error() {
+    let bed = SnmpBed::private().unwrap();
+    let fx = AgentFixture::start(&v3_config(&bed, &v3_auth_password()))
+        .await
+        .unwrap();
+    let mut client = fx.client().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        // "Not read yet" until the first reading.
+        let s = client
+            .get_device_status(GetDeviceStatusRequest {
+                device_id: "s1".into(),
+            })
+            .await
+            .map(|r| r.into_inner());
+        if let Ok(s) = &s
+            && !s.supplies.is_empty()
+        {
+            break s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SNMPv3 reading: {s:?}\n{}\n{}",
+            fx.agent.log(),
+            bed.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let toner = &status.supplies[0];
+    assert_eq!(
+        (toner.name.as_str(), toner.level_percent),
+        ("Black Toner", 80)
+    );
+    assert_eq!(status.trays.len(), 2, "{:?}", status.trays);
+    assert_eq!(
+        status.protocols.clone().unwrap().host_name,
+        "printwatch-snmpbed"
+    );
+    drop(client);
+    drop(fx);
+
+    let wrong = "wrong-auth-s3cret";
+    let fx = AgentFixture::start(&v3_config(&bed, wrong)).await.unwrap();
+    let mut client = fx.client().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = client
+            .list_devices(ListDevicesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let s = list.devices[0].clone();
+        if !s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Unreachable);
+            assert!(
+                s.error
+                    .contains("SNMPv3 authentication failed for user pwsha256"),
+                "{}",
+                s.error
+            );
+            assert!(!s.error.contains(wrong), "{}", s.error);
+            assert!(!s.error.contains(&v3_priv_password()), "{}", s.error);
+            assert!(!fx.agent.log().contains(wrong), "{}", fx.agent.log());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error reported: {s:?}\n{}",
+            fx.agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fx.events().await.unwrap().is_empty());
+}

@@ -120,14 +120,21 @@ impl Application {
                         // Until the device's sysName says otherwise.
                         protocols.host_name = snmp.host.clone();
                     }
-                    Source::Snmp(Box::new(SnmpSource::new(
+                    if dev.protocols.is_empty() && snmp.v3.is_some() {
+                        protocols.enabled_protocols = vec!["SNMPv3".to_owned()];
+                    }
+                    let source = SnmpSource::new(
                         &dev.id,
                         &snmp.host,
                         snmp.port,
                         snmp.community.expose(),
                         threshold,
                         protocols,
-                    )))
+                    );
+                    Source::Snmp(Box::new(match &snmp.v3 {
+                        Some(v3) => source.with_v3(v3),
+                        None => source,
+                    }))
                 }
                 other => {
                     return Err(AgentError::Device {

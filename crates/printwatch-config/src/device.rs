@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use crate::read::{Reader, Scope, Section, echo};
 use crate::secret::{Secret, device_community_var};
-use crate::source::{self, DEFAULT_COMMUNITY, DeviceSource, Parsed, SOURCE_FORMS, SnmpSource};
+use crate::source::{
+    self, DEFAULT_COMMUNITY, DeviceSource, Parsed, SOURCE_FORMS, SnmpAuthProtocol,
+    SnmpPrivProtocol, SnmpSource, SnmpV3,
+};
 use crate::validate;
 
 /// The model named when a device's `model` is absent.
@@ -265,6 +268,19 @@ fn device(
         r.finish(t);
     }
 
+    // `[devices.snmp]`: `Some(v3)` for version 3, `None` for 2c or absent.
+    let mut snmp_v3 = None;
+    let mut wants_v3 = false;
+    let mut snmp_table_path = None;
+    if let Some(mut t) = r.table(s, "snmp") {
+        if !matches!(parsed, Some(Parsed::Snmp { .. }) | None) {
+            r.problem(t.path.clone(), "only for a device with an snmp:// source");
+        }
+        snmp_table_path = Some(t.path.clone());
+        (wants_v3, snmp_v3) = snmp_settings(r, &mut t, id.as_deref());
+        r.finish(t);
+    }
+
     let mailbox = match r.table(s, "mailbox") {
         None => None,
         Some(mut t) => {
@@ -302,6 +318,8 @@ fn device(
             port,
             community,
         } => {
+            let url_community = community.is_some();
+            let key_community = community_key.is_given();
             if community.is_some() && community_key.is_given() {
                 r.problem(
                     s.key("community"),
@@ -318,10 +336,20 @@ fn device(
                 (None, None, Some(u)) => Secret::new(u),
                 (None, None, None) => Secret::new(DEFAULT_COMMUNITY),
             };
+            if wants_v3 && (key_community || url_community) {
+                r.problem(
+                    s.key("community"),
+                    format!(
+                        "an SNMPv3 device ({}.version = \"3\") has no community; remove it",
+                        snmp_table_path.as_deref().unwrap_or("snmp")
+                    ),
+                );
+            }
             DeviceSource::Snmp(SnmpSource {
                 host,
                 port,
                 community,
+                v3: snmp_v3,
             })
         }
     };
@@ -343,6 +371,132 @@ fn device(
         simulated,
         mailbox,
     })
+}
+
+/// The auth protocols `auth_protocol` takes.
+const AUTH_PROTOCOLS: &[(&str, SnmpAuthProtocol)] = &[
+    ("sha", SnmpAuthProtocol::Sha1),
+    ("sha224", SnmpAuthProtocol::Sha224),
+    ("sha256", SnmpAuthProtocol::Sha256),
+    ("sha384", SnmpAuthProtocol::Sha384),
+    ("sha512", SnmpAuthProtocol::Sha512),
+];
+
+/// The privacy protocols `priv_protocol` takes.
+const PRIV_PROTOCOLS: &[(&str, SnmpPrivProtocol)] = &[
+    ("aes", SnmpPrivProtocol::Aes128),
+    ("aes128", SnmpPrivProtocol::Aes128),
+    ("aes192", SnmpPrivProtocol::Aes192),
+    ("aes256", SnmpPrivProtocol::Aes256),
+];
+
+/// The v3 keys of `[devices.snmp]`, for "only with version 3" problems.
+const V3_KEYS: &[&str] = &[
+    "user",
+    "auth_protocol",
+    "auth_password",
+    "auth_password_file",
+    "auth_password_env",
+    "priv_protocol",
+    "priv_password",
+    "priv_password_file",
+    "priv_password_env",
+];
+
+/// Reads `[devices.snmp]`: `version = "2c"` (the default without the
+/// table) or `"3"` with the USM user, its protocols and its two passwords.
+/// Whether it asks for version 3, and the settings when they are complete.
+fn snmp_settings(
+    r: &mut Reader<'_>,
+    t: &mut Section<'_>,
+    id: Option<&str>,
+) -> (bool, Option<SnmpV3>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Version {
+        V2c,
+        V3,
+    }
+    let version = if t.has("version") {
+        r.choice(t, "version", &[("2c", Version::V2c), ("3", Version::V3)])
+    } else {
+        r.value(t, "version");
+        r.problem(t.key("version"), "required: \"2c\" or \"3\"");
+        None
+    };
+    if version == Some(Version::V2c) {
+        for key in V3_KEYS {
+            if t.has(key) {
+                r.value(t, key);
+                r.problem(t.key(key), "only with version = \"3\"");
+            }
+        }
+        return (false, None);
+    }
+    let var =
+        |key: &str| id.map(|id| crate::secret::override_var(&format!("devices.{id}.snmp.{key}")));
+    let user = single_line(r, t, "user");
+    if user.is_none() && !t.has("user") {
+        r.problem(t.key("user"), "required: the SNMPv3 (USM) user name");
+    }
+    let auth_protocol = r.choice(t, "auth_protocol", AUTH_PROTOCOLS);
+    if !t.has("auth_protocol") {
+        r.problem(
+            t.key("auth_protocol"),
+            "required: \"sha\", \"sha224\", \"sha256\", \"sha384\" or \"sha512\"",
+        );
+    }
+    let auth_var = var("auth_password");
+    let auth_password = r.secret(t, "auth_password", Scope::Devices, auth_var.as_deref());
+    if !auth_password.is_given() {
+        r.problem(
+            t.key("auth_password"),
+            "required: give auth_password, auth_password_file or auth_password_env",
+        );
+    }
+    let priv_protocol = r.choice(t, "priv_protocol", PRIV_PROTOCOLS);
+    if !t.has("priv_protocol") {
+        r.problem(
+            t.key("priv_protocol"),
+            "required: \"aes\", \"aes192\" or \"aes256\"",
+        );
+    }
+    let priv_var = var("priv_password");
+    let priv_password = r.secret(t, "priv_password", Scope::Devices, priv_var.as_deref());
+    if !priv_password.is_given() {
+        r.problem(
+            t.key("priv_password"),
+            "required: give priv_password, priv_password_file or priv_password_env",
+        );
+    }
+    // RFC 3414 §11.2: a password shorter than 8 characters is refused by
+    // most agents (net-snmp among them). Only the length is named.
+    let auth_password = auth_password.or_placeholder();
+    let priv_password = priv_password.or_placeholder();
+    for (key, secret) in [
+        ("auth_password", &auth_password),
+        ("priv_password", &priv_password),
+    ] {
+        if let Some(secret) = secret
+            && !secret.is_empty()
+            && secret.expose().chars().count() < 8
+        {
+            r.problem(
+                t.key(key),
+                "is shorter than 8 characters; SNMPv3 agents refuse such a password",
+            );
+        }
+    }
+    let settings = (|| {
+        version?;
+        Some(SnmpV3 {
+            user: user?,
+            auth_protocol: auth_protocol?,
+            auth_password: auth_password?,
+            priv_protocol: priv_protocol?,
+            priv_password: priv_password?,
+        })
+    })();
+    (version == Some(Version::V3), settings)
 }
 
 /// A list of group names that must exist in `[alerts.groups]`.

@@ -52,7 +52,7 @@ pub use notifier::NotifierConfig;
 pub use on_demand::{DEFAULT_MAX_REQUEST_BYTES, OnDemandConfig, SenderPattern};
 pub use printwatch_events::{AlertItem, Language};
 pub use secret::Secret;
-pub use source::{DeviceSource, IppSource, SnmpSource};
+pub use source::{DeviceSource, IppSource, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSource, SnmpV3};
 pub use telemetry::{LogFormat, TelemetryConfig};
 
 use crate::read::{Reader, Section};

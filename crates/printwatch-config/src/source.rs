@@ -44,7 +44,47 @@ pub struct SnmpSource {
     pub port: u16,
     /// The read community: from the URL query, the device's `community*`
     /// keys or `PRINTWATCH_DEVICES_<ID>_COMMUNITY`; `public` by default.
+    /// Unused when `v3` is set.
     pub community: Secret,
+    /// `[devices.snmp]` with `version = "3"`: SNMPv3 authPriv instead of
+    /// the v2c community.
+    pub v3: Option<SnmpV3>,
+}
+
+/// SNMPv3 USM credentials (authPriv) of one device (`[devices.snmp]`).
+#[derive(Debug, Clone)]
+pub struct SnmpV3 {
+    /// The USM user name.
+    pub user: String,
+    pub auth_protocol: SnmpAuthProtocol,
+    /// Empty when it could not be read (`require_agent` says why).
+    pub auth_password: Secret,
+    pub priv_protocol: SnmpPrivProtocol,
+    /// Empty when it could not be read (`require_agent` says why).
+    pub priv_password: Secret,
+}
+
+/// The USM authentication protocol (`auth_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpAuthProtocol {
+    /// `"sha"`: HMAC-SHA-96 (RFC 3414).
+    Sha1,
+    /// `"sha224"` .. `"sha512"`: HMAC-SHA-2 (RFC 7860).
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// The USM privacy protocol (`priv_protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpPrivProtocol {
+    /// `"aes"`: AES-128-CFB (RFC 3826).
+    Aes128,
+    /// `"aes192"` / `"aes256"`: the longer-key variants (Blumenthal key
+    /// extension).
+    Aes192,
+    Aes256,
 }
 
 /// An IPP printer URI.
@@ -264,6 +304,7 @@ mod tests {
             host: "::1".into(),
             port: 161,
             community: Secret::new("s3cret"),
+            v3: None,
         });
         assert_eq!(s.to_string(), "snmp://[::1]:161");
         assert!(!format!("{s:?}").contains("s3cret"));

@@ -853,3 +853,87 @@ fn a_device_may_have_its_own_mailbox_and_then_runs_an_inbox_without_a_shared_acc
     let err = none.require_inbox().unwrap_err();
     assert!(err.to_string().contains("devices.mailbox"), "{err}");
 }
+
+#[test]
+fn snmpv3_settings_are_read_checked_by_full_key_and_never_echoed() {
+    let ok = parse(
+        r#"
+[[devices]]
+id = "v3"
+source = "snmp://192.0.2.30"
+
+[devices.snmp]
+version = "3"
+user = "pwsha256"
+auth_protocol = "SHA256"
+auth_password = "auth-s3cret-inline"
+priv_protocol = "aes256"
+priv_password_env = "V3_PRIV"
+"#,
+        &fixtures(),
+        &env(&[("V3_PRIV", "priv-s3cret-from-env")]),
+    )
+    .unwrap();
+    let DeviceSource::Snmp(snmp) = &ok.device("v3").unwrap().source else {
+        panic!("not snmp");
+    };
+    let v3 = snmp.v3.as_ref().expect("v3 settings");
+    assert_eq!(v3.user, "pwsha256");
+    assert_eq!(
+        v3.auth_protocol,
+        printwatch_config::SnmpAuthProtocol::Sha256
+    );
+    assert_eq!(
+        v3.priv_protocol,
+        printwatch_config::SnmpPrivProtocol::Aes256
+    );
+    assert_eq!(v3.auth_password.expose(), "auth-s3cret-inline");
+    assert_eq!(v3.priv_password.expose(), "priv-s3cret-from-env");
+    let shown = format!("{ok:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+
+    // Without the table the device stays on v2c.
+    let v2 = parse_ok("[[devices]]\nid = \"v2\"\nsource = \"snmp://192.0.2.31\"\n");
+    let DeviceSource::Snmp(snmp) = &v2.device("v2").unwrap().source else {
+        panic!("not snmp");
+    };
+    assert!(snmp.v3.is_none());
+
+    let err = parse_err(
+        r#"
+[[devices]]
+id = "bad"
+source = "snmp://192.0.2.32?community=c0mmunity-s3cret"
+
+[devices.snmp]
+version = "3"
+auth_protocol = "md5"
+auth_password = "sh0rt7"
+priv_protocol = "des"
+priv_password = "priv-s3cret-long-enough"
+priv_password_file = "x"
+context = "nope"
+
+[[devices]]
+id = "sim"
+source = "simulated"
+
+[devices.snmp]
+version = "2c"
+user = "nobody"
+"#,
+    );
+    assert!(reason_at(&err, "devices[0].snmp.user").contains("required"));
+    assert!(reason_at(&err, "devices[0].snmp.auth_protocol").contains("\"sha256\""));
+    assert!(reason_at(&err, "devices[0].snmp.auth_password").contains("8 characters"));
+    assert!(reason_at(&err, "devices[0].snmp.priv_protocol").contains("\"aes\""));
+    assert!(reason_at(&err, "devices[0].snmp.priv_password").contains("only one"));
+    assert!(reason_at(&err, "devices[0].snmp.context").contains("unknown key"));
+    assert!(reason_at(&err, "devices[0].community").contains("SNMPv3"));
+    assert!(reason_at(&err, "devices[1].snmp").contains("snmp:// source"));
+    assert!(reason_at(&err, "devices[1].snmp.user").contains("version = \"3\""));
+    let text = err.to_string();
+    for secret in ["sh0rt7", "s3cret"] {
+        assert!(!text.contains(secret), "{secret} in:\n{text}");
+    }
+}
