@@ -166,17 +166,11 @@ impl Application {
             let mut registry = prometheus_client::registry::Registry::default();
             metrics::METRICS.register(&mut registry);
             let nats = client.clone();
-            let ready = printwatch_runtime::http::nats_ready(move || {
-                nats.connection_state() == async_nats::connection::State::Connected
-            });
-            printwatch_runtime::http::serve(
-                addr,
-                Arc::new(std::sync::Mutex::new(registry)),
-                ready,
-                std::future::pending(),
-            )
-            .await
-            .map_err(|source| AgentError::OpsListen { addr, source })?;
+            let ready =
+                printwatch_runtime::http::nats_ready(move || printwatch_bus::is_connected(&nats));
+            printwatch_runtime::http::serve(addr, registry, ready)
+                .await
+                .map_err(|source| AgentError::OpsListen { addr, source })?;
         }
         Ok(Application {
             listener,
@@ -308,7 +302,7 @@ async fn register(
         "agent": advertise,
         "name": dev.name,
         "mail_address": dev.mail_address,
-        "registered_at_ms": state::unix_ms(SystemTime::now()),
+        "registered_at_ms": printwatch_bus::unix_ms(SystemTime::now()),
     });
     registry
         .put(dev.id.as_str(), record.to_string().into())

@@ -119,7 +119,7 @@ impl DeviceRecord {
                         *item,
                         Active {
                             detail: detail.clone(),
-                            since_ms: unix_ms(now),
+                            since_ms: printwatch_bus::unix_ms(now),
                             event_id: ev.event_id.clone(),
                         },
                     );
@@ -139,11 +139,6 @@ impl DeviceRecord {
             self.outbox.remove(0);
         }
     }
-}
-
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

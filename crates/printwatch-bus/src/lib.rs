@@ -332,3 +332,22 @@ pub async fn publish_event(
         reason: last,
     })
 }
+
+/// Milliseconds since the Unix epoch, as the services' key-value records
+/// store times (0 before 1970, saturating far in the future).
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// [`unix_ms`] of now.
+pub fn now_ms() -> u64 {
+    unix_ms(std::time::SystemTime::now())
+}
+
+/// Whether `client` is connected to a NATS server right now (the services'
+/// readiness).
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}

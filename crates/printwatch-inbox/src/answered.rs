@@ -13,10 +13,11 @@
 //! `committing` record left by a dead inbox means the reply most likely
 //! went out: it is treated as answered, never sent again.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use base64::Engine as _;
+use printwatch_bus::now_ms;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,11 +194,4 @@ impl Answered {
             Err(e) => Err(LedgerError(e.to_string())),
         }
     }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -36,8 +36,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument as _;
 
 use crate::agents::Agents;
-use crate::answered::{Answered, Claim, State, now_ms};
+use crate::answered::{Answered, Claim, State};
 use crate::request::{Reason, Verdict};
+use printwatch_bus::now_ms;
 
 /// Why the inbox could not start.
 #[derive(Debug, thiserror::Error)]
@@ -218,7 +219,7 @@ impl Application {
             inner.counters.register(&mut registry);
             let probe = inner.clone();
             let ready: printwatch_runtime::http::ReadyCheck = Arc::new(move || {
-                if probe.client.connection_state() != async_nats::connection::State::Connected {
+                if !printwatch_bus::is_connected(&probe.client) {
                     Err("not connected to NATS".into())
                 } else if !probe.counters.mailbox_ok.load(Ordering::Relaxed) {
                     Err("the mailbox cannot be read".into())
@@ -226,14 +227,9 @@ impl Application {
                     Ok(())
                 }
             });
-            printwatch_runtime::http::serve(
-                addr,
-                Arc::new(std::sync::Mutex::new(registry)),
-                ready,
-                std::future::pending(),
-            )
-            .await
-            .map_err(|source| InboxError::Listen { addr, source })?;
+            printwatch_runtime::http::serve(addr, registry, ready)
+                .await
+                .map_err(|source| InboxError::Listen { addr, source })?;
         }
         Ok(Application { inner })
     }

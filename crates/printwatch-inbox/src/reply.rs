@@ -6,9 +6,10 @@
 
 use lettre::Message;
 use lettre::message::Mailbox;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::header::ContentType;
 use printwatch_events::Language;
 use printwatch_proto::v1::DeviceStatus;
+use printwatch_smtp::headers::{AutoSubmitted, TraceId, header_text};
 
 /// Why a reply could not be built (an address that does not parse).
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,7 @@ pub fn message(status: &DeviceStatus, p: &ReplyParts<'_>) -> Result<Vec<u8>, Rep
         address: p.to.to_owned(),
     })?;
     let domain = from.email.domain().to_owned();
-    let subject = one_line(&format!(
+    let subject = header_text(&format!(
         "{}{}",
         p.common_subject,
         status_subject(status, p.language)
@@ -76,10 +77,10 @@ pub fn message(status: &DeviceStatus, p: &ReplyParts<'_>) -> Result<Vec<u8>, Rep
             "<{}.reply.printwatch@{domain}>",
             token(p.reply_id)
         )))
-        .header(AutoReplied)
+        .header(AutoSubmitted::Replied)
         .header(ContentType::TEXT_PLAIN);
     if let Some(id) = p.trace_id {
-        b = b.header(TraceId(token(id)));
+        b = b.header(TraceId::new(id));
     }
     if let Some(parent) = p.in_reply_to.filter(|m| is_msg_id(m)) {
         let mut refs: Vec<&str> = p
@@ -107,46 +108,6 @@ fn token(s: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .take(200)
         .collect()
-}
-
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// `X-Printwatch-Trace-Id`: from a reply to its trace.
-#[derive(Debug, Clone)]
-pub struct TraceId(String);
-
-impl Header for TraceId {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("X-Printwatch-Trace-Id")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(TraceId(token(s)))
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), self.0.clone())
-    }
-}
-
-/// `Auto-Submitted: auto-replied` (RFC 3834).
-#[derive(Debug, Clone, Copy)]
-pub struct AutoReplied;
-
-impl Header for AutoReplied {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoReplied)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-replied".to_owned())
-    }
 }
 
 #[cfg(test)]

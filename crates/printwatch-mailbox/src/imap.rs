@@ -42,7 +42,7 @@ use crate::error::{MailboxError, redact, server_text};
 use crate::settings::MailboxSettings;
 use crate::stream::{Budget, MailStream};
 use crate::tls::TlsSetup;
-use crate::{HANDLED_KEYWORD, Listed, open_tcp};
+use crate::{HANDLED_KEYWORD, Listed, open_tcp, tls_handshake};
 
 type ImapSession = async_imap::Session<MailStream>;
 type ImapClient = async_imap::Client<MailStream>;
@@ -107,7 +107,7 @@ impl Imap {
         let budget = stream.budget();
         budget.set(PRE_AUTH_BUDGET);
         if settings.security == Security::Tls {
-            stream = handshake(stream, tls.as_ref(), settings, "IMAP TLS handshake").await?;
+            stream = tls_handshake(stream, tls.as_ref(), settings, "IMAP TLS handshake").await?;
         }
         let mut client = async_imap::Client::new(stream);
         let mut caps = tokio::time::timeout(timeout, greeting(&mut client, &server))
@@ -147,7 +147,7 @@ impl Imap {
             // came over TLS (the STARTTLS injection attack).
             let stream = client.into_inner();
             let stream =
-                handshake(stream, tls.as_ref(), settings, "IMAP STARTTLS handshake").await?;
+                tls_handshake(stream, tls.as_ref(), settings, "IMAP STARTTLS handshake").await?;
             client = async_imap::Client::new(stream);
             caps = None;
         } else if settings.security == Security::None
@@ -789,35 +789,6 @@ enum DoneCode {
 enum Outcome {
     Negative(String),
     Broken(String),
-}
-
-async fn handshake(
-    stream: MailStream,
-    tls: Option<&TlsSetup>,
-    settings: &MailboxSettings,
-    step: &str,
-) -> Result<MailStream, MailboxError> {
-    let server = settings.server();
-    let Some(tls) = tls else {
-        return Err(MailboxError::Tls {
-            server,
-            step: step.into(),
-            reason: "no TLS setup (internal error)".into(),
-        });
-    };
-    match tokio::time::timeout(settings.command_timeout, stream.start_tls(tls)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(MailboxError::Tls {
-            server,
-            step: step.into(),
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(MailboxError::Timeout {
-            server,
-            step: step.into(),
-            after: settings.command_timeout,
-        }),
-    }
 }
 
 /// Reads the greeting; `* OK` goes on, with the capabilities it names.

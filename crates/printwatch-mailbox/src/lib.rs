@@ -236,6 +236,37 @@ pub(crate) async fn open_tcp(settings: &MailboxSettings) -> Result<TcpStream, Ma
     }
 }
 
+/// The TLS handshake on `stream` (implicit TLS, or after STARTTLS/STLS),
+/// bounded by `command_timeout`; `step` names it in errors.
+pub(crate) async fn tls_handshake(
+    stream: crate::stream::MailStream,
+    tls: Option<&TlsSetup>,
+    settings: &MailboxSettings,
+    step: &str,
+) -> Result<crate::stream::MailStream, MailboxError> {
+    let server = settings.server();
+    let Some(tls) = tls else {
+        return Err(MailboxError::Tls {
+            server,
+            step: step.into(),
+            reason: "no TLS setup (internal error)".into(),
+        });
+    };
+    match tokio::time::timeout(settings.command_timeout, stream.start_tls(tls)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(MailboxError::Tls {
+            server,
+            step: step.into(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(MailboxError::Timeout {
+            server,
+            step: step.into(),
+            after: settings.command_timeout,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use crate::error::{MailboxError, redact, server_text};
 use crate::settings::MailboxSettings;
 use crate::stream::MailStream;
 use crate::tls::TlsSetup;
-use crate::{Listed, open_tcp};
+use crate::{Listed, open_tcp, tls_handshake};
 
 /// Longest status line accepted (RFC 1939 allows 512 octets).
 pub const MAX_STATUS_LINE: usize = 8 * 1024;
@@ -91,7 +91,7 @@ impl Pop3Session {
         let tcp = open_tcp(settings).await?;
         let mut stream = MailStream::plain(tcp);
         if settings.security == Security::Tls {
-            stream = handshake(stream, tls.as_ref(), settings, "POP3 TLS handshake").await?;
+            stream = tls_handshake(stream, tls.as_ref(), settings, "POP3 TLS handshake").await?;
         }
         let mut pop = Pop3Session {
             conn: BufReader::new(stream),
@@ -173,7 +173,7 @@ impl Pop3Session {
             });
         }
         let stream = self.conn.into_inner();
-        let stream = handshake(stream, tls, settings, "POP3 STLS handshake").await?;
+        let stream = tls_handshake(stream, tls, settings, "POP3 STLS handshake").await?;
         Ok(Pop3Session {
             conn: BufReader::new(stream),
             server: self.server,
@@ -601,35 +601,6 @@ impl Pop3Session {
                 at_line_start = false;
             }
         }
-    }
-}
-
-async fn handshake(
-    stream: MailStream,
-    tls: Option<&TlsSetup>,
-    settings: &MailboxSettings,
-    step: &str,
-) -> Result<MailStream, MailboxError> {
-    let server = settings.server();
-    let Some(tls) = tls else {
-        return Err(MailboxError::Tls {
-            server,
-            step: step.into(),
-            reason: "no TLS setup (internal error)".into(),
-        });
-    };
-    match tokio::time::timeout(settings.command_timeout, stream.start_tls(tls)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(MailboxError::Tls {
-            server,
-            step: step.into(),
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(MailboxError::Timeout {
-            server,
-            step: step.into(),
-            after: settings.command_timeout,
-        }),
     }
 }
 

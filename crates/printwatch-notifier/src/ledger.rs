@@ -21,10 +21,11 @@
 //! certainly arrived: the record becomes **uncertain**, is logged as an
 //! error and counted, and is not sent again — printwatch never sends twice.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use base64::Engine as _;
+use printwatch_bus::now_ms;
 use serde::{Deserialize, Serialize};
 
 /// A record's state.
@@ -228,13 +229,6 @@ impl Ledger {
             .map_err(|e| LedgerError(format!("cannot read {key}: {e}")))?;
         Ok(value.and_then(|v| serde_json::from_slice(&v).ok()))
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

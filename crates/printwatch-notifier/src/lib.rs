@@ -114,17 +114,11 @@ impl Application {
             let mut registry = prometheus_client::registry::Registry::default();
             METRICS.register(&mut registry);
             let nats = client.clone();
-            let ready = printwatch_runtime::http::nats_ready(move || {
-                nats.connection_state() == async_nats::connection::State::Connected
-            });
-            printwatch_runtime::http::serve(
-                addr,
-                Arc::new(std::sync::Mutex::new(registry)),
-                ready,
-                std::future::pending(),
-            )
-            .await
-            .map_err(|source| NotifierError::Listen { addr, source })?;
+            let ready =
+                printwatch_runtime::http::nats_ready(move || printwatch_bus::is_connected(&nats));
+            printwatch_runtime::http::serve(addr, registry, ready)
+                .await
+                .map_err(|source| NotifierError::Listen { addr, source })?;
         }
         Ok(Application {
             client,
@@ -365,9 +359,10 @@ fn backoff(handler: &Handler, delivered: i64) -> Duration {
         .min(n.retry_max_delay)
 }
 
+/// The reason as one header-safe line of at most 500 characters.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+    printwatch_smtp::headers::header_text(s)
+        .chars()
         .take(500)
         .collect()
 }

@@ -21,6 +21,8 @@ use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use printwatch_events::catalog::service_call_message;
 use printwatch_events::report::format_time;
 use printwatch_events::{AlertItem, CheckedEvent, Language, TransitionKind};
+pub use printwatch_smtp::headers::header_text;
+use printwatch_smtp::headers::{AutoSubmitted, TraceId};
 
 /// Why a mail could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -244,7 +246,7 @@ pub fn message(
             e.observed_at.as_ref(),
         ))
         .message_id(Some(message_id(&e.event_id, &domain)))
-        .header(AutoSubmitted)
+        .header(AutoSubmitted::Generated)
         .header(PrintwatchHeader::event_id(&e.event_id))
         .header(PrintwatchHeader::device(&e.device_id))
         .header(PrintwatchHeader::item(ev.item.key()))
@@ -260,7 +262,7 @@ pub fn message(
         builder = builder.to(mbox);
     }
     if let Some(id) = trace_id {
-        builder = builder.header(PrintwatchHeader::trace_id(id));
+        builder = builder.header(TraceId::new(id));
     }
     if let Some(reply_to) = extras.reply_to {
         let mbox: Mailbox = reply_to
@@ -290,15 +292,6 @@ pub fn message_id(event_id: &str, domain: &str) -> String {
     format!("<{id}.printwatch@{domain}>")
 }
 
-/// Text for a header: one line, no control characters.
-pub fn header_text(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
 /// Text for one body line: no line breaks or other control characters.
 fn body_line(s: &str) -> String {
     header_text(s)
@@ -310,23 +303,6 @@ fn body_text(s: &str) -> String {
     s.chars()
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
         .collect()
-}
-
-/// `Auto-Submitted: auto-generated` (RFC 3834): auto-responders and the
-/// inbox service must not answer an alert mail.
-#[derive(Debug, Clone, Copy)]
-pub struct AutoSubmitted;
-
-impl Header for AutoSubmitted {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str("Auto-Submitted")
-    }
-    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(AutoSubmitted)
-    }
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), "auto-generated".to_owned())
-    }
 }
 
 macro_rules! text_header {
@@ -352,7 +328,6 @@ macro_rules! text_header {
 text_header!(EventIdHeader, "X-Printwatch-Event-Id");
 text_header!(DeviceHeader, "X-Printwatch-Device");
 text_header!(ItemHeader, "X-Printwatch-Item");
-text_header!(TraceIdHeader, "X-Printwatch-Trace-Id");
 
 /// Constructors of the printwatch headers, each value made header-safe.
 pub struct PrintwatchHeader;
@@ -366,9 +341,6 @@ impl PrintwatchHeader {
     }
     pub fn item(v: &str) -> ItemHeader {
         ItemHeader(ascii_token(v))
-    }
-    pub fn trace_id(v: &str) -> TraceIdHeader {
-        TraceIdHeader(ascii_token(v))
     }
 }
 

@@ -4,9 +4,8 @@
 //! `/metrics` (Prometheus text format), for Kubernetes probes and
 //! scrapers.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,17 +19,17 @@ pub type ReadyCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 #[derive(Clone)]
 struct Ops {
-    registry: Arc<Mutex<Registry>>,
+    // Metrics update themselves (atomics); the registry is only read.
+    registry: Arc<Registry>,
     ready: ReadyCheck,
 }
 
 /// Binds `addr` now (so a port in use is a start-up error) and serves
-/// until `shutdown` completes.
+/// `registry` and `ready` for as long as the process runs.
 pub async fn serve(
     addr: SocketAddr,
-    registry: Arc<Mutex<Registry>>,
+    registry: Registry,
     ready: ReadyCheck,
-    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
@@ -38,12 +37,12 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Ops { registry, ready });
+        .with_state(Ops {
+            registry: Arc::new(registry),
+            ready,
+        });
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the operations port failed");
         }
     }))
@@ -61,11 +60,7 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     let mut text = String::new();
-    let encoded = match ops.registry.lock() {
-        Ok(r) => prometheus_client::encoding::text::encode(&mut text, &r).is_ok(),
-        Err(_) => false,
-    };
-    if !encoded {
+    if prometheus_client::encoding::text::encode(&mut text, &ops.registry).is_err() {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain")],

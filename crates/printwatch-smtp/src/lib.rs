@@ -32,6 +32,7 @@
 //! `debug`.
 
 mod error;
+pub mod headers;
 mod pop;
 mod sasl;
 mod session;
