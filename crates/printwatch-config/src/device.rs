@@ -35,6 +35,8 @@ pub struct DeviceConfig {
     /// request mails. Unique across devices.
     pub mail_address: Option<String>,
     pub source: DeviceSource,
+    /// How often this device is read; `[agent] poll_interval` when absent.
+    pub poll_interval: Option<Duration>,
     /// Added to this device's alert mails after `[alerts] common_body`.
     pub common_body: Option<String>,
     /// Groups that get every alert of this device, besides the item's.
@@ -240,6 +242,12 @@ fn device(
             None
         }
     });
+    let poll_interval = r.duration(
+        s,
+        "poll_interval",
+        Duration::from_millis(100),
+        Duration::from_secs(24 * 3600),
+    );
     let mut simulated = SimulatedSettings::default();
     if let Some(mut t) = r.table(s, "simulated") {
         if !matches!(parsed, Some(Parsed::Simulated) | None) {
@@ -362,6 +370,7 @@ fn device(
         serial,
         mail_address,
         source,
+        poll_interval,
         common_body,
         extra_groups,
         host_name,

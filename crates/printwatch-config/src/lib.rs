@@ -37,7 +37,10 @@ mod validate;
 use std::io::Read;
 use std::path::Path;
 
-pub use agent::{AgentConfig, DEFAULT_GRPC_LISTEN};
+pub use agent::{
+    AgentConfig, DEFAULT_GRPC_LISTEN, DEFAULT_MAX_CONCURRENT_READS, DEFAULT_POLL_JITTER,
+    DEFAULT_READ_TIMEOUT, DEFAULT_UNREACHABLE_AFTER, Polling,
+};
 pub use alerts::{AlertsConfig, DEFAULT_TONER_THRESHOLD_PERCENT, ItemConfig};
 pub use config::Config;
 pub use device::{DEFAULT_MODEL, DeviceConfig, DeviceMailbox, SimulatedSettings};
