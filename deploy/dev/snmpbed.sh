@@ -93,6 +93,8 @@ rouser pwsha256 priv
 dontLogTCPWrappersConnects yes
 pass_persist .1.3.6.1.2.1.43 $PYTHON $HELPER $DATA .1.3.6.1.2.1.43 $HELPER_LOG
 pass_persist .1.3.6.1.2.1.25 $PYTHON $HELPER $DATA .1.3.6.1.2.1.25 $HELPER_LOG
+pass_persist .1.3.6.1.2.1.47 $PYTHON $HELPER $DATA .1.3.6.1.2.1.47 $HELPER_LOG
+pass_persist .1.3.6.1.4.1.367 $PYTHON $HELPER $DATA .1.3.6.1.4.1.367 $HELPER_LOG
 CONF
 }
 

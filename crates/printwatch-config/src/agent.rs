@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub publish_timeout: Duration,
     /// Further attempts after a failed publish (same `Nats-Msg-Id`).
     pub publish_retries: u32,
+    /// `[agent.vendor_signals]`: vendor OIDs / IPP keywords → items, for
+    /// every device ([`crate::vendor`]).
+    pub vendor_signals: crate::VendorSignals,
 }
 
 impl Default for AgentConfig {
@@ -41,6 +44,7 @@ impl Default for AgentConfig {
             polling: Polling::default(),
             publish_timeout: secs(5),
             publish_retries: 10,
+            vendor_signals: crate::VendorSignals::new(),
         }
     }
 }
@@ -71,6 +75,7 @@ pub(crate) fn read(r: &mut Reader<'_>, root: &mut Section<'_>) -> (AgentConfig, 
             Err(e) => r.problem(s.key("advertise"), e),
         }
     }
+    c.vendor_signals = crate::vendor::read(r, &mut s);
     if let Some(d) = r.duration(&mut s, "poll_interval", millis(100), DAY) {
         c.poll_interval = d;
     }

@@ -18,6 +18,11 @@ use crate::validate;
 /// The toner level that raises `toner_low_level` when none is set.
 pub const DEFAULT_TONER_THRESHOLD_PERCENT: u8 = 20;
 
+/// The used share, in percent, at or above which a real device's document
+/// storage (hrStorage) raises `storage_almost_full`. No standard signal says
+/// "nearly full", so the agent judges it.
+pub const DEFAULT_STORAGE_THRESHOLD_PERCENT: u8 = 90;
+
 /// `[alerts]`.
 #[derive(Debug, Clone, Default)]
 pub struct AlertsConfig {
@@ -37,8 +42,9 @@ pub struct ItemConfig {
     pub groups: Vec<String>,
     /// Also mail when the condition clears (アラート復旧通知).
     pub notify_recovery: bool,
-    /// `toner_low_level` only: the remaining level, in percent, at or
-    /// below which the item is raised.
+    /// `toner_low_level`: the remaining level, in percent, at or below
+    /// which the item is raised; `storage_almost_full`: the used share, in
+    /// percent, at or above which a real device's storage raises it.
     pub threshold_percent: Option<u8>,
 }
 
@@ -49,8 +55,11 @@ impl ItemConfig {
         ItemConfig {
             groups: Vec::new(),
             notify_recovery: true,
-            threshold_percent: (item == AlertItem::TonerLowLevel)
-                .then_some(DEFAULT_TONER_THRESHOLD_PERCENT),
+            threshold_percent: match item {
+                AlertItem::TonerLowLevel => Some(DEFAULT_TONER_THRESHOLD_PERCENT),
+                AlertItem::StorageAlmostFull => Some(DEFAULT_STORAGE_THRESHOLD_PERCENT),
+                _ => None,
+            },
         }
     }
 }
@@ -62,6 +71,14 @@ impl AlertsConfig {
             .get(&AlertItem::TonerLowLevel)
             .and_then(|i| i.threshold_percent)
             .unwrap_or(DEFAULT_TONER_THRESHOLD_PERCENT)
+    }
+
+    /// The `storage_almost_full` threshold (used share) in percent.
+    pub fn storage_threshold_percent(&self) -> u8 {
+        self.items
+            .get(&AlertItem::StorageAlmostFull)
+            .and_then(|i| i.threshold_percent)
+            .unwrap_or(DEFAULT_STORAGE_THRESHOLD_PERCENT)
     }
 
     /// The settings of `item`, defaults when the file has none.
@@ -193,11 +210,15 @@ fn items(
         if let Some(b) = r.bool(&mut s, "notify_recovery") {
             cfg.notify_recovery = b;
         }
-        if s.has("threshold_percent") && item != AlertItem::TonerLowLevel {
+        let takes_threshold = matches!(
+            item,
+            AlertItem::TonerLowLevel | AlertItem::StorageAlmostFull
+        );
+        if s.has("threshold_percent") && !takes_threshold {
             r.value(&mut s, "threshold_percent");
             r.problem(
                 s.key("threshold_percent"),
-                "only toner_low_level takes a threshold ([alerts.items.toner_low_level])",
+                "only toner_low_level and storage_almost_full take a threshold",
             );
         } else if let Some(n) = r.integer(&mut s, "threshold_percent", 1, 99, "a percentage 1..=99")
         {

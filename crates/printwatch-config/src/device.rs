@@ -53,6 +53,9 @@ pub struct DeviceConfig {
     /// server, for a fleet with one account per printer. Requests found in
     /// it are for this device.
     pub mailbox: Option<DeviceMailbox>,
+    /// `[devices.vendor_signals]`: this device's vendor OIDs / IPP keywords
+    /// → items, on top of `[agent.vendor_signals]` ([`crate::vendor`]).
+    pub vendor_signals: crate::VendorSignals,
 }
 
 /// A device's own mailbox login (`[devices.mailbox]`).
@@ -289,6 +292,8 @@ fn device(
         r.finish(t);
     }
 
+    let vendor_signals = crate::vendor::read(r, s);
+
     let mailbox = match r.table(s, "mailbox") {
         None => None,
         Some(mut t) => {
@@ -379,6 +384,7 @@ fn device(
         mac_address,
         simulated,
         mailbox,
+        vendor_signals,
     })
 }
 

@@ -33,6 +33,7 @@ pub mod secret;
 pub mod source;
 mod telemetry;
 mod validate;
+pub mod vendor;
 
 use std::io::Read;
 use std::path::Path;
@@ -41,7 +42,9 @@ pub use agent::{
     AgentConfig, DEFAULT_GRPC_LISTEN, DEFAULT_MAX_CONCURRENT_READS, DEFAULT_POLL_JITTER,
     DEFAULT_READ_TIMEOUT, DEFAULT_UNREACHABLE_AFTER, Polling,
 };
-pub use alerts::{AlertsConfig, DEFAULT_TONER_THRESHOLD_PERCENT, ItemConfig};
+pub use alerts::{
+    AlertsConfig, DEFAULT_STORAGE_THRESHOLD_PERCENT, DEFAULT_TONER_THRESHOLD_PERCENT, ItemConfig,
+};
 pub use config::Config;
 pub use device::{DEFAULT_MODEL, DeviceConfig, DeviceMailbox, SimulatedSettings};
 pub use env::{Env, NoEnv, ProcessEnv};
@@ -57,6 +60,7 @@ pub use printwatch_events::{AlertItem, Language};
 pub use secret::Secret;
 pub use source::{DeviceSource, IppSource, SnmpAuthProtocol, SnmpPrivProtocol, SnmpSource, SnmpV3};
 pub use telemetry::{LogFormat, TelemetryConfig};
+pub use vendor::{VendorSignal, VendorSignals};
 
 use crate::read::{Reader, Section};
 

@@ -655,6 +655,67 @@ fn groups_must_exist_and_be_names() {
 }
 
 #[test]
+fn storage_threshold_defaults_to_90_and_can_be_set() {
+    assert_eq!(parse_ok("").alerts.storage_threshold_percent(), 90);
+    let c = parse_ok("[alerts.items.storage_almost_full]\nthreshold_percent = 75\n");
+    assert_eq!(c.alerts.storage_threshold_percent(), 75);
+}
+
+#[test]
+fn vendor_signals_name_oids_and_ipp_keywords() {
+    use printwatch_config::VendorSignal;
+    let c = parse_ok(
+        r#"
+        [agent.vendor_signals]
+        ".1.3.6.1.4.1.367.3.2.1.2.24.1.1.5.1" = "proxy_auth_error"
+        "ricoh-access-violation-report" = "access_attack"
+
+        [[devices]]
+        id = "a"
+        source = "snmp://printer.example.test"
+        [devices.vendor_signals]
+        "1.3.6.1.4.1.367.9" = "service_call"
+        "#,
+    );
+    assert_eq!(
+        c.agent.vendor_signals.get(&VendorSignal::Oid(
+            "1.3.6.1.4.1.367.3.2.1.2.24.1.1.5.1".into()
+        )),
+        Some(&AlertItem::ProxyAuthError)
+    );
+    assert_eq!(
+        c.agent
+            .vendor_signals
+            .get(&VendorSignal::IppKeyword("ricoh-access-violation".into())),
+        Some(&AlertItem::AccessAttack)
+    );
+    assert_eq!(
+        c.devices[0]
+            .vendor_signals
+            .get(&VendorSignal::Oid("1.3.6.1.4.1.367.9".into())),
+        Some(&AlertItem::ServiceCall)
+    );
+
+    let err = parse_err(
+        r#"
+        [agent.vendor_signals]
+        "1.3.6.1.4.1.367.1" = "toner_emtpy"
+        "Not A Keyword" = "access_attack"
+        "1.3.6.1.4.1.367.2" = 5
+        "#,
+    );
+    assert!(
+        reason_at(&err, "agent.vendor_signals.\"1.3.6.1.4.1.367.1\"")
+            .contains("did you mean `toner_empty`?")
+    );
+    assert!(
+        reason_at(&err, "agent.vendor_signals.\"Not A Keyword\"")
+            .contains("numeric OID or an IPP keyword")
+    );
+    assert!(reason_at(&err, "agent.vendor_signals.\"1.3.6.1.4.1.367.2\"").contains("string"));
+}
+
+#[test]
 fn only_toner_low_level_takes_a_threshold() {
     let err = parse_err(
         "[alerts.items.toner_empty]\nthreshold_percent = 10\n[alerts.items.toner_low_level]\nthreshold_percent = 100\n",
