@@ -98,6 +98,8 @@ impl Application {
             ack_timeout: cfg.agent.publish_timeout,
         };
         let threshold = cfg.alerts.toner_threshold_percent();
+        // One set of read permits for the whole fleet.
+        let polling = device::Polling::new(&cfg.agent.polling);
         let mut workers = Vec::new();
         let mut identities = BTreeMap::new();
         for dev in &cfg.devices {
@@ -158,7 +160,8 @@ impl Application {
                 js: js.clone(),
                 names: names.clone(),
                 publish: policy,
-                poll_interval: cfg.agent.poll_interval,
+                poll_interval: dev.poll_interval.unwrap_or(cfg.agent.poll_interval),
+                polling: polling.clone(),
             });
             identities.insert(dev.id.clone(), identity);
         }

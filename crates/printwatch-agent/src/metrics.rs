@@ -6,9 +6,10 @@ use std::sync::LazyLock;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Events the stream acknowledged (duplicates included).
     pub events_published: Counter,
@@ -16,6 +17,36 @@ pub struct Metrics {
     pub publish_failures: Counter,
     /// Active conditions across this agent's devices, by item.
     pub active_conditions: Family<Vec<(String, String)>, Gauge>,
+    /// Device reads by outcome: `ok`, `not_ready`, `unreachable`,
+    /// `timeout`, `error`.
+    pub reads: Family<Vec<(String, String)>, Counter>,
+    /// How long one read took (seconds), whatever its outcome.
+    pub read_duration: Histogram,
+    /// How late a scheduled read started (seconds): timer lateness plus
+    /// the wait for a `max_concurrent_reads` permit.
+    pub poll_lag: Histogram,
+    /// Devices declared unreachable now (`unreachable_after` failed reads
+    /// in a row, no answer since).
+    pub devices_unreachable: Gauge,
+}
+
+/// Histogram buckets in seconds, 1 ms to 60 s.
+const SECONDS_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            events_published: Counter::default(),
+            publish_failures: Counter::default(),
+            active_conditions: Family::default(),
+            reads: Family::default(),
+            read_duration: Histogram::new(SECONDS_BUCKETS),
+            poll_lag: Histogram::new(SECONDS_BUCKETS),
+            devices_unreachable: Gauge::default(),
+        }
+    }
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -39,6 +70,36 @@ impl Metrics {
             "Active conditions across this agent's devices, by item",
             self.active_conditions.clone(),
         );
+        r.register(
+            "reads",
+            "Device reads by outcome (ok, not_ready, unreachable, timeout, error)",
+            self.reads.clone(),
+        );
+        r.register_with_unit(
+            "read_duration",
+            "How long one device read took",
+            prometheus_client::registry::Unit::Seconds,
+            self.read_duration.clone(),
+        );
+        r.register_with_unit(
+            "poll_lag",
+            "How late a scheduled device read started (timer lateness and the wait for a read permit)",
+            prometheus_client::registry::Unit::Seconds,
+            self.poll_lag.clone(),
+        );
+        r.register(
+            "devices_unreachable",
+            "Devices declared unreachable (unit_connection_error raised by the agent)",
+            self.devices_unreachable.clone(),
+        );
+    }
+
+    /// Counts one read with its outcome and duration.
+    pub fn read(&self, outcome: &str, took: std::time::Duration) {
+        self.reads
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
+        self.read_duration.observe(took.as_secs_f64());
     }
 
     /// Moves the active-conditions gauges of one device from the items it
