@@ -461,3 +461,132 @@ async fn snmpv3_auth_priv_reads_supplies_and_a_wrong_password_is_a_clear_error()
     }
     assert!(fx.events().await.unwrap().is_empty());
 }
+
+const STORAGE_USED: &str = ".1.3.6.1.2.1.25.2.3.1.6.1";
+const FIRMWARE_REV: &str = ".1.3.6.1.2.1.47.1.1.1.1.9.1";
+const VENDOR_FLAG: &str = ".1.3.6.1.4.1.367.3.2.1.2.24.1.1.5.1";
+
+/// The signals beyond the alert table: document storage (hrStorage) against
+/// the configured threshold, a vendor OID named in `vendor_signals` (an item
+/// no standard signal carries), a firmware version change, and each
+/// supply's colour.
+#[tokio::test]
+async fn snmp_storage_vendor_oid_and_firmware_change_occur_once_and_recover_once() {
+    let bed = SnmpBed::private().unwrap();
+    let text = format!(
+        r#"{}
+[devices.vendor_signals]
+# The column: its instance .1 matches.
+"1.3.6.1.4.1.367.3.2.1.2.24.1.1.5" = "proxy_auth_error"
+
+[alerts.items.storage_almost_full]
+threshold_percent = 80
+"#,
+        config(&bed)
+    );
+    let fx = AgentFixture::start(&text).await.unwrap();
+    let mut client = fx.client().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        let s = client
+            .get_device_status(GetDeviceStatusRequest {
+                device_id: "s1".into(),
+            })
+            .await
+            .map(|r| r.into_inner());
+        if let Ok(s) = &s
+            && !s.supplies.is_empty()
+        {
+            break s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SNMP reading: {s:?}\n{}\n{}",
+            fx.agent.log(),
+            bed.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Colour from prtMarkerColorantValue; the drum has no colorant.
+    let colours: Vec<_> = status
+        .supplies
+        .iter()
+        .map(|s| (s.name.as_str(), s.color.as_str()))
+        .collect();
+    assert_eq!(colours, [("Black Toner", "black"), ("Drum Unit", "")]);
+    assert_eq!(status.firmware_version, "1.00");
+    // 25 % used, flag 0, first firmware seen: nothing.
+    assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+
+    let mut data = bed.data().unwrap();
+    for (oid, kind, value) in [
+        (STORAGE_USED, "integer", "900000"),
+        (VENDOR_FLAG, "integer", "1"),
+        (FIRMWARE_REV, "string", "\"1.01\""),
+    ] {
+        data = printwatch_testing::snmp::with_value(&data, oid, kind, value);
+    }
+    bed.write_data(&data).unwrap();
+    // Storage and vendor flag occur; the firmware update occurs and, one
+    // read later, recovers.
+    fx.wait_for_events(4, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = fx.events().await.unwrap();
+    assert_eq!(events.len(), 4, "{events:?}");
+    let storage = of(
+        &events,
+        AlertItem::StorageAlmostFull,
+        TransitionKind::Occurred,
+    );
+    assert_eq!(storage.len(), 1, "{events:?}");
+    assert_eq!(storage[0].event.event.detail, "Document Server: 90% used");
+    let vendor = of(&events, AlertItem::ProxyAuthError, TransitionKind::Occurred);
+    assert_eq!(vendor.len(), 1, "{events:?}");
+    assert_eq!(
+        vendor[0].event.event.detail,
+        "1.3.6.1.4.1.367.3.2.1.2.24.1.1.5.1 = 1"
+    );
+    let firmware = of(&events, AlertItem::FirmwareUpdate, TransitionKind::Occurred);
+    assert_eq!(firmware.len(), 1, "{events:?}");
+    assert_eq!(
+        firmware[0].event.event.detail,
+        "firmware changed from 1.00 to 1.01"
+    );
+    assert_eq!(
+        of(
+            &events,
+            AlertItem::FirmwareUpdate,
+            TransitionKind::Recovered
+        )
+        .len(),
+        1,
+        "{events:?}"
+    );
+
+    // Storage freed, flag cleared; the new firmware stays.
+    let mut data = bed.data().unwrap();
+    for (oid, value) in [(STORAGE_USED, "100000"), (VENDOR_FLAG, "0")] {
+        data = printwatch_testing::snmp::with_value(&data, oid, "integer", value);
+    }
+    bed.write_data(&data).unwrap();
+    fx.wait_for_events(6, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = fx.events().await.unwrap();
+    assert_eq!(events.len(), 6, "{events:?}");
+    for item in [AlertItem::StorageAlmostFull, AlertItem::ProxyAuthError] {
+        assert_eq!(
+            of(&events, item, TransitionKind::Recovered).len(),
+            1,
+            "{item:?}: {events:?}"
+        );
+    }
+    let status = client
+        .get_device_status(GetDeviceStatusRequest {
+            device_id: "s1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.firmware_version, "1.01");
+    assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use printwatch_bus::PublishPolicy;
-use printwatch_config::{Config, DeviceConfig, DeviceSource};
+use printwatch_config::{Config, DeviceConfig, DeviceSource, VendorSignal};
 use printwatch_events::{EventBuilder, Names};
 use printwatch_proto::v1::device_agent_server::DeviceAgentServer;
 use printwatch_proto::v1::{DeviceIdentity, ProtocolSettings};
@@ -133,6 +133,9 @@ impl Application {
                         threshold,
                         protocols,
                     );
+                    let source = source
+                        .with_storage_threshold(cfg.alerts.storage_threshold_percent())
+                        .with_vendor_map(vendor_map(cfg, dev));
                     Source::Snmp(Box::new(match &snmp.v3 {
                         Some(v3) => source.with_v3(v3),
                         None => source,
@@ -246,6 +249,19 @@ impl Application {
         tracing::info!("agent stopped");
         result
     }
+}
+
+/// A device's vendor extensions: `[agent.vendor_signals]`, then the
+/// device's own `[devices.vendor_signals]` (which wins for the same signal).
+pub fn vendor_map(cfg: &Config, dev: &DeviceConfig) -> source::mapping::VendorMap {
+    let mut map = source::mapping::VendorMap::new();
+    for (signal, item) in cfg.agent.vendor_signals.iter().chain(&dev.vendor_signals) {
+        match signal {
+            VendorSignal::Oid(oid) => map.insert_oid(oid, *item),
+            VendorSignal::IppKeyword(keyword) => map.insert_ipp_keyword(keyword, *item),
+        }
+    }
+    map
 }
 
 /// The bucket where simulated printers keep their state.

@@ -11,7 +11,13 @@
 //! - prtInputTable (43.8.2.1): trays, paper out;
 //! - prtCoverTable (43.6.1.1): cover open;
 //! - hrDeviceTable (25.3.2.1) / hrPrinterTable (25.3.5.1): device status,
-//!   printer status (warming up → not ready), detected error state bits.
+//!   printer status (warming up → not ready), detected error state bits;
+//! - hrStorageTable (25.2.3.1): disks (fixed, removable, flash, network) at
+//!   or above the configured share used → `storage_almost_full`;
+//! - prtMarkerColorantValue (43.12.1.1.4): each supply's colour;
+//! - ENTITY-MIB entPhysicalFirmwareRev (47.1.1.1.1.9): the firmware version,
+//!   whose change raises `firmware_update` ([`mapping::FirmwareWatch`]);
+//! - the vendor OIDs of `vendor_signals` ([`mapping::VendorMap`]).
 //!
 //! Every request has its own timeout ([`REQUEST_TIMEOUT`]) and is tried
 //! [`ATTEMPTS`] times, each time on a new socket so a late answer to the
@@ -58,6 +64,16 @@ const PRT_INPUT_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 8, 2, 1];
 const PRT_COVER_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 6, 1, 1];
 const HR_DEVICE_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 2, 1];
 const HR_PRINTER_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 5, 1];
+const HR_STORAGE_ENTRY: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 3, 1];
+/// prtMarkerColorantValue, the only colorant column needed.
+const PRT_COLORANT_VALUE: &[u64] = &[1, 3, 6, 1, 2, 1, 43, 12, 1, 1, 4];
+/// ENTITY-MIB entPhysicalFirmwareRev.
+const ENT_FIRMWARE_REV: &[u64] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 9];
+/// hrStorageType values (hrStorageTypes, 25.2.1.N) that hold documents:
+/// fixedDisk(4), removableDisk(5), flashMemory(9), networkDisk(10). RAM and
+/// virtual memory are always "full" on some devices and say nothing.
+const HR_STORAGE_DISK_TYPES: &[u64] = &[4, 5, 9, 10];
+const HR_STORAGE_TYPES: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 1];
 /// hrDeviceType hrDevicePrinter.
 const HR_DEVICE_PRINTER: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 1, 5];
 
@@ -163,6 +179,13 @@ pub(crate) struct Walked {
     covers: Table,
     devices: Table,
     printers: Table,
+    storage: Table,
+    /// prtMarkerColorantValue by (hrDeviceIndex, colorant index).
+    colorants: BTreeMap<Vec<u64>, String>,
+    /// The first non-empty entPhysicalFirmwareRev.
+    firmware: String,
+    /// Configured vendor OIDs with what was found at or below them.
+    vendor: Vec<(Vec<u64>, Val)>,
 }
 
 /// Memory kept between reads.
@@ -172,6 +195,7 @@ struct Memory {
     /// Per toner supply index: its last `toner_low_level` detail, kept
     /// while the level cannot tell (-1/-2/-3).
     toner_low: HashMap<Vec<u64>, Option<String>>,
+    firmware: mapping::FirmwareWatch,
 }
 
 /// How a request is authorised.
@@ -219,6 +243,10 @@ pub struct SnmpSource {
     protocols: ProtocolSettings,
     memory: Mutex<Memory>,
     timeout: Duration,
+    storage_threshold_percent: u8,
+    vendor: mapping::VendorMap,
+    /// The vendor map's OIDs as arcs, polled each read.
+    vendor_oids: Vec<Vec<u64>>,
 }
 
 impl SnmpSource {
@@ -247,7 +275,27 @@ impl SnmpSource {
             protocols,
             memory: Mutex::new(Memory::default()),
             timeout: REQUEST_TIMEOUT,
+            storage_threshold_percent: printwatch_config::DEFAULT_STORAGE_THRESHOLD_PERCENT,
+            vendor: mapping::VendorMap::new(),
+            vendor_oids: Vec::new(),
         }
+    }
+
+    /// Judges document storage against `percent` used
+    /// (`[alerts.items.storage_almost_full] threshold_percent`).
+    pub fn with_storage_threshold(mut self, percent: u8) -> SnmpSource {
+        self.storage_threshold_percent = percent;
+        self
+    }
+
+    /// Polls `vendor`'s OIDs too (`vendor_signals`).
+    pub fn with_vendor_map(mut self, vendor: mapping::VendorMap) -> SnmpSource {
+        self.vendor_oids = vendor
+            .oids()
+            .filter_map(|(oid, _)| oid.split('.').map(|a| a.parse::<u64>().ok()).collect())
+            .collect();
+        self.vendor = vendor;
+        self
     }
 
     /// Reads the device over SNMPv3 with `v3`'s user instead of a
@@ -294,7 +342,45 @@ impl SnmpSource {
             covers: table(client.walk(PRT_COVER_ENTRY).await?, PRT_COVER_ENTRY),
             devices: table(client.walk(HR_DEVICE_ENTRY).await?, HR_DEVICE_ENTRY),
             printers: table(client.walk(HR_PRINTER_ENTRY).await?, HR_PRINTER_ENTRY),
+            storage: table(client.walk(HR_STORAGE_ENTRY).await?, HR_STORAGE_ENTRY),
+            colorants: client
+                .walk(PRT_COLORANT_VALUE)
+                .await?
+                .into_iter()
+                .filter_map(|(oid, val)| {
+                    let index = oid.get(PRT_COLORANT_VALUE.len()..)?.to_vec();
+                    Some((index, val.text()))
+                })
+                .collect(),
+            firmware: client
+                .walk(ENT_FIRMWARE_REV)
+                .await?
+                .iter()
+                .map(|(_, v)| v.text())
+                .find(|t| !t.is_empty())
+                .unwrap_or_default(),
+            vendor: self.walk_vendor(&mut client).await?,
         })
+    }
+
+    /// What lies at or below each configured vendor OID: a walk for a
+    /// column or subtree, a GET when the OID names one instance.
+    async fn walk_vendor(
+        &self,
+        client: &mut Client<'_>,
+    ) -> Result<Vec<(Vec<u64>, Val)>, SourceError> {
+        let mut out = Vec::new();
+        for oid in &self.vendor_oids {
+            let below = client.walk(oid).await?;
+            if below.is_empty() {
+                if let Some(val) = client.get(oid).await? {
+                    out.push((oid.clone(), val));
+                }
+            } else {
+                out.extend(below);
+            }
+        }
+        Ok(out)
     }
 
     /// Maps what was fetched into a reading (no network).
@@ -383,10 +469,19 @@ impl SnmpSource {
                     merge_condition(&mut conditions, AlertItem::TonerLowLevel, &detail);
                 }
             }
+            // 3 ColorantIndex → prtMarkerColorantValue (0: no colorant).
+            let color = int_at(&w.supplies, 3, &index)
+                .filter(|&c| c > 0)
+                .and_then(|c| {
+                    let mut key = index.clone();
+                    *key.last_mut()? = c as u64;
+                    w.colorants.get(&key).cloned()
+                })
+                .unwrap_or_default();
             supplies.push(Supply {
                 name,
                 kind: supply_kind_name(supply_type).into(),
-                color: String::new(),
+                color,
                 level_percent: match level {
                     SupplyLevel::Percent(p) => i32::from(p),
                     _ => -1,
@@ -458,6 +553,47 @@ impl SnmpSource {
             merge_condition(&mut conditions, item, &detail);
         }
 
+        // hrStorage: 2 type, 3 description, 5 size, 6 used (same units).
+        for index in indexes(&w.storage) {
+            let disk = match cell(&w.storage, 2, &index) {
+                Some(Val::Oid(t)) => t.strip_prefix(HR_STORAGE_TYPES).is_some_and(|rest| {
+                    rest.len() == 1 && HR_STORAGE_DISK_TYPES.contains(&rest[0])
+                }),
+                _ => false,
+            };
+            let (Some(size), Some(used)) =
+                (int_at(&w.storage, 5, &index), int_at(&w.storage, 6, &index))
+            else {
+                continue;
+            };
+            if disk
+                && let Some((item, detail)) = mapping::storage_item(
+                    &text_at(&w.storage, 3, &index),
+                    size,
+                    used,
+                    self.storage_threshold_percent,
+                )
+            {
+                merge_condition(&mut conditions, item, &detail);
+            }
+        }
+
+        // Vendor extensions, after the standard signals.
+        for (oid, val) in &w.vendor {
+            let Some(value) = val.int() else { continue };
+            let text: Vec<String> = oid.iter().map(u64::to_string).collect();
+            if let Some((item, detail)) = self.vendor.oid_value_item(&text.join("."), value) {
+                merge_condition(&mut conditions, item, &detail);
+            }
+        }
+
+        // Firmware: a change of version is an update (one reading long).
+        if !w.firmware.is_empty()
+            && let Some((item, detail)) = memory.firmware.observe(&w.firmware)
+        {
+            merge_condition(&mut conditions, item, &detail);
+        }
+
         let mut protocols = self.protocols.clone();
         if !w.sys_name.is_empty() {
             protocols.host_name = w.sys_name.clone();
@@ -467,7 +603,7 @@ impl SnmpSource {
             supplies,
             trays,
             protocols,
-            firmware_version: String::new(),
+            firmware_version: w.firmware.clone(),
         }
     }
 }
@@ -822,6 +958,7 @@ mod tests {
             ),
             devices: rows(HR_DEVICE_ENTRY, &[(5, &[1], Val::Int(2))]),
             printers: rows(HR_PRINTER_ENTRY, &[(2, &[1], Val::Bytes(vec![0x04]))]),
+            ..Walked::default()
         };
         let src = source();
         let r = src.reading(&w);
@@ -856,6 +993,65 @@ mod tests {
         assert_eq!(r.protocols.host_name, "mfp-3f");
         // The unknown code was remembered once.
         assert_eq!(src.memory.lock().unwrap().unknown_codes.len(), 1);
+    }
+
+    #[test]
+    fn storage_counts_disks_only_and_vendor_oids_match_below_a_column() {
+        let mut vendor = mapping::VendorMap::new();
+        vendor.insert_oid("1.3.6.1.4.1.367.9", AlertItem::AccessAttack);
+        let src = source().with_storage_threshold(80).with_vendor_map(vendor);
+        let disk = HR_STORAGE_TYPES.iter().copied().chain([4]).collect();
+        let ram = HR_STORAGE_TYPES.iter().copied().chain([2]).collect();
+        let w = Walked {
+            storage: rows(
+                HR_STORAGE_ENTRY,
+                &[
+                    (2, &[1], Val::Oid(disk)),
+                    (3, &[1], s("HDD")),
+                    (5, &[1], Val::Int(100)),
+                    (6, &[1], Val::Int(85)),
+                    // RAM is always nearly full: never an alert.
+                    (2, &[2], Val::Oid(ram)),
+                    (5, &[2], Val::Int(100)),
+                    (6, &[2], Val::Int(99)),
+                ],
+            ),
+            vendor: vec![
+                (vec![1, 3, 6, 1, 4, 1, 367, 9, 1], Val::Int(0)),
+                (vec![1, 3, 6, 1, 4, 1, 367, 9, 2], Val::Int(3)),
+                (vec![1, 3, 6, 1, 4, 1, 367, 10, 1], Val::Int(1)),
+            ],
+            firmware: "2.0".into(),
+            ..Walked::default()
+        };
+        let r = src.reading(&w);
+        assert_eq!(
+            r.conditions
+                .get(&AlertItem::StorageAlmostFull)
+                .map(String::as_str),
+            Some("HDD: 85% used")
+        );
+        assert_eq!(
+            r.conditions
+                .get(&AlertItem::AccessAttack)
+                .map(String::as_str),
+            Some("1.3.6.1.4.1.367.9.2 = 3")
+        );
+        assert_eq!(r.conditions.len(), 2, "{:?}", r.conditions);
+        assert_eq!(r.firmware_version, "2.0");
+        // A new version is an update for one reading.
+        let newer = Walked {
+            firmware: "2.1".into(),
+            ..Walked::default()
+        };
+        assert_eq!(
+            src.reading(&newer)
+                .conditions
+                .get(&AlertItem::FirmwareUpdate)
+                .map(String::as_str),
+            Some("firmware changed from 2.0 to 2.1")
+        );
+        assert!(src.reading(&newer).conditions.is_empty());
     }
 
     #[test]
