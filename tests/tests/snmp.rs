@@ -105,6 +105,29 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
     assert_eq!(trays, [("Tray 1", 50, "ok"), ("Tray 2", 100, "ok")]);
     let protocols = status.protocols.clone().unwrap();
     assert_eq!(protocols.host_name, "printwatch-snmpbed");
+    // The bed's snmpd reports this machine's own addresses (IP-MIB): the
+    // same as `hostname -I`, without loopback and link-local ones.
+    let own = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .unwrap();
+    let own: Vec<std::net::IpAddr> = String::from_utf8_lossy(&own.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let mut want_v4: Vec<String> = own
+        .iter()
+        .filter(|a| a.is_ipv4())
+        .map(ToString::to_string)
+        .collect();
+    let mut got_v4 = protocols.ipv4_addresses.clone();
+    want_v4.sort();
+    got_v4.sort();
+    assert_eq!(got_v4, want_v4, "{protocols:?}");
+    if !want_v4.is_empty() {
+        // aa:bb:cc:dd:ee:ff of the first address's interface.
+        assert_eq!(protocols.mac_address.len(), 17, "{protocols:?}");
+    }
 
     // Toner low and a paper jam.
     let normal = bed.data().unwrap();

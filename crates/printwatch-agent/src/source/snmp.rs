@@ -17,7 +17,11 @@
 //! - prtMarkerColorantValue (43.12.1.1.4): each supply's colour;
 //! - ENTITY-MIB entPhysicalFirmwareRev (47.1.1.1.1.9): the firmware version,
 //!   whose change raises `firmware_update` ([`mapping::FirmwareWatch`]);
-//! - the vendor OIDs of `vendor_signals` ([`mapping::VendorMap`]).
+//! - the vendor OIDs of `vendor_signals` ([`mapping::VendorMap`]);
+//! - protocol settings: sysName, the unicast addresses of IP-MIB
+//!   ipAddressTable (4.34.1; the older ipAddrTable 4.20.1 when absent)
+//!   without loopback and link-local ones, and the MAC address
+//!   (ifPhysAddress) of the interface holding the first address.
 //!
 //! Every request has its own timeout ([`REQUEST_TIMEOUT`]) and is tried
 //! [`ATTEMPTS`] times, each time on a new socket so a late answer to the
@@ -74,6 +78,13 @@ const ENT_FIRMWARE_REV: &[u64] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1, 9];
 /// virtual memory are always "full" on some devices and say nothing.
 const HR_STORAGE_DISK_TYPES: &[u64] = &[4, 5, 9, 10];
 const HR_STORAGE_TYPES: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 1];
+/// IP-MIB ipAddressIfIndex / ipAddressType (index: type, length, octets).
+const IP_ADDRESS_IF_INDEX: &[u64] = &[1, 3, 6, 1, 2, 1, 4, 34, 1, 3];
+const IP_ADDRESS_TYPE: &[u64] = &[1, 3, 6, 1, 2, 1, 4, 34, 1, 4];
+/// RFC 1213 ipAdEntIfIndex (index: the IPv4 address).
+const IP_AD_ENT_IF_INDEX: &[u64] = &[1, 3, 6, 1, 2, 1, 4, 20, 1, 2];
+/// IF-MIB ifPhysAddress.
+const IF_PHYS_ADDRESS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 6];
 /// hrDeviceType hrDevicePrinter.
 const HR_DEVICE_PRINTER: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 1, 5];
 
@@ -173,6 +184,9 @@ fn last_arc(index: &[u64]) -> i32 {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Walked {
     sys_name: String,
+    /// The device's own addresses and the MAC of the first one's interface.
+    addresses: Vec<std::net::IpAddr>,
+    mac_address: String,
     alerts: Table,
     supplies: Table,
     inputs: Table,
@@ -334,8 +348,11 @@ impl SnmpSource {
     async fn walk_all(&self) -> Result<Walked, SourceError> {
         let mut client = Client::new(&self.target, &self.credentials, self.timeout);
         let sys_name = client.get(SYS_NAME).await?.map(|v| v.text());
+        let (addresses, mac_address) = self.walk_addresses(&mut client).await?;
         Ok(Walked {
             sys_name: sys_name.unwrap_or_default(),
+            addresses,
+            mac_address,
             alerts: table(client.walk(PRT_ALERT_ENTRY).await?, PRT_ALERT_ENTRY),
             supplies: table(client.walk(PRT_SUPPLIES_ENTRY).await?, PRT_SUPPLIES_ENTRY),
             inputs: table(client.walk(PRT_INPUT_ENTRY).await?, PRT_INPUT_ENTRY),
@@ -361,6 +378,30 @@ impl SnmpSource {
                 .unwrap_or_default(),
             vendor: self.walk_vendor(&mut client).await?,
         })
+    }
+
+    /// The device's unicast addresses (ipAddressTable, else ipAddrTable)
+    /// and the MAC address of the first one's interface.
+    async fn walk_addresses(
+        &self,
+        client: &mut Client<'_>,
+    ) -> Result<(Vec<std::net::IpAddr>, String), SourceError> {
+        let types = client.walk(IP_ADDRESS_TYPE).await?;
+        let if_index = client.walk(IP_ADDRESS_IF_INDEX).await?;
+        let mut found = ip_address_table(&types, &if_index);
+        if found.is_empty() {
+            found = ip_addr_table(&client.walk(IP_AD_ENT_IF_INDEX).await?);
+        }
+        let Some(&(_, first_if)) = found.first() else {
+            return Ok((Vec::new(), String::new()));
+        };
+        let mut oid = IF_PHYS_ADDRESS.to_vec();
+        oid.push(first_if);
+        let mac = match client.get(&oid).await? {
+            Some(Val::Bytes(b)) => mac_text(&b),
+            _ => String::new(),
+        };
+        Ok((found.into_iter().map(|(a, _)| a).collect(), mac))
     }
 
     /// What lies at or below each configured vendor OID: a walk for a
@@ -598,6 +639,24 @@ impl SnmpSource {
         if !w.sys_name.is_empty() {
             protocols.host_name = w.sys_name.clone();
         }
+        // What the device says about itself wins over the config.
+        if !w.addresses.is_empty() {
+            protocols.ipv4_addresses = w
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv4())
+                .map(ToString::to_string)
+                .collect();
+            protocols.ipv6_addresses = w
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv6())
+                .map(ToString::to_string)
+                .collect();
+        }
+        if !w.mac_address.is_empty() {
+            protocols.mac_address = w.mac_address.clone();
+        }
         Reading {
             conditions,
             supplies,
@@ -606,6 +665,86 @@ impl SnmpSource {
             firmware_version: w.firmware.clone(),
         }
     }
+}
+
+/// An address worth showing: not loopback, link-local or unspecified.
+fn is_reported(addr: &std::net::IpAddr) -> bool {
+    match addr {
+        std::net::IpAddr::V4(a) => !(a.is_loopback() || a.is_link_local() || a.is_unspecified()),
+        std::net::IpAddr::V6(a) => {
+            !(a.is_loopback() || a.is_unspecified() || (a.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Unicast addresses from IP-MIB ipAddressTable rows (index: addrType
+/// ipv4(1)/ipv6(2), length, octets), with their ifIndex, in table order.
+fn ip_address_table(
+    types: &[(Vec<u64>, Val)],
+    if_index: &[(Vec<u64>, Val)],
+) -> Vec<(std::net::IpAddr, u64)> {
+    let unicast: std::collections::HashSet<&[u64]> = types
+        .iter()
+        .filter(|(_, v)| v.int() == Some(1))
+        .filter_map(|(oid, _)| oid.get(IP_ADDRESS_TYPE.len()..))
+        .collect();
+    let mut out = Vec::new();
+    for (oid, val) in if_index {
+        let Some(index) = oid.get(IP_ADDRESS_IF_INDEX.len()..) else {
+            continue;
+        };
+        let (Some(ifx), true) = (val.int(), unicast.contains(index)) else {
+            continue;
+        };
+        let octets: Option<Vec<u8>> = index
+            .get(2..)
+            .map(|o| o.iter().map(|&b| u8::try_from(b).ok()).collect())
+            .and_then(|v| v);
+        let addr = match (index.first(), index.get(1), octets) {
+            (Some(1), Some(4), Some(o)) if o.len() == 4 => {
+                std::net::IpAddr::from([o[0], o[1], o[2], o[3]])
+            }
+            (Some(2), Some(16), Some(o)) if o.len() == 16 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&o);
+                std::net::IpAddr::from(b)
+            }
+            _ => continue,
+        };
+        if is_reported(&addr) && ifx > 0 {
+            out.push((addr, ifx as u64));
+        }
+    }
+    out
+}
+
+/// IPv4 addresses from RFC 1213 ipAdEntIfIndex rows (index: the address).
+fn ip_addr_table(rows: &[(Vec<u64>, Val)]) -> Vec<(std::net::IpAddr, u64)> {
+    rows.iter()
+        .filter_map(|(oid, val)| {
+            let o = oid.get(IP_AD_ENT_IF_INDEX.len()..)?;
+            let o: Vec<u8> = o
+                .iter()
+                .map(|&b| u8::try_from(b).ok())
+                .collect::<Option<_>>()?;
+            let addr = std::net::IpAddr::from(<[u8; 4]>::try_from(o.as_slice()).ok()?);
+            let ifx = u64::try_from(val.int()?).ok().filter(|&i| i > 0)?;
+            is_reported(&addr).then_some((addr, ifx))
+        })
+        .collect()
+}
+
+/// `aa:bb:cc:dd:ee:ff` for a 6-octet ifPhysAddress; empty for anything
+/// else (none, or all zero).
+fn mac_text(octets: &[u8]) -> String {
+    if octets.len() != 6 || octets.iter().all(|&b| b == 0) {
+        return String::new();
+    }
+    octets
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn tray_percent(current: i32, max: i32) -> i32 {
@@ -1052,6 +1191,62 @@ mod tests {
             Some("firmware changed from 2.0 to 2.1")
         );
         assert!(src.reading(&newer).conditions.is_empty());
+    }
+
+    #[test]
+    fn addresses_skip_loopback_link_local_and_broadcast() {
+        let at = |base: &[u64], idx: &[u64], v: i64| {
+            let mut oid = base.to_vec();
+            oid.extend_from_slice(idx);
+            (oid, Val::Int(v))
+        };
+        let lo = [1, 4, 127, 0, 0, 1];
+        let v4 = [1, 4, 192, 0, 2, 2];
+        let bcast = [1, 4, 192, 0, 2, 255];
+        let mut v6 = vec![2, 16, 0xfd, 0];
+        v6.extend([0; 13]);
+        v6.push(2);
+        let mut ll = vec![2, 16, 0xfe, 0x80];
+        ll.extend([0; 13]);
+        ll.push(1);
+        let bad = [1, 4, 999, 0, 0, 1];
+        let types = vec![
+            at(IP_ADDRESS_TYPE, &lo, 1),
+            at(IP_ADDRESS_TYPE, &v4, 1),
+            at(IP_ADDRESS_TYPE, &bcast, 3),
+            at(IP_ADDRESS_TYPE, &v6, 1),
+            at(IP_ADDRESS_TYPE, &ll, 1),
+            at(IP_ADDRESS_TYPE, &bad, 1),
+        ];
+        let ifs = vec![
+            at(IP_ADDRESS_IF_INDEX, &lo, 1),
+            at(IP_ADDRESS_IF_INDEX, &v4, 4),
+            at(IP_ADDRESS_IF_INDEX, &bcast, 4),
+            at(IP_ADDRESS_IF_INDEX, &v6, 4),
+            at(IP_ADDRESS_IF_INDEX, &ll, 4),
+            at(IP_ADDRESS_IF_INDEX, &bad, 4),
+        ];
+        let found: Vec<String> = ip_address_table(&types, &ifs)
+            .iter()
+            .map(|(a, i)| format!("{a}@{i}"))
+            .collect();
+        assert_eq!(found, ["192.0.2.2@4", "fd00::2@4"]);
+        let old = vec![
+            at(IP_AD_ENT_IF_INDEX, &[127, 0, 0, 1], 1),
+            at(IP_AD_ENT_IF_INDEX, &[198, 51, 100, 7], 2),
+            at(IP_AD_ENT_IF_INDEX, &[1, 2, 3], 2),
+        ];
+        let found: Vec<String> = ip_addr_table(&old)
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect();
+        assert_eq!(found, ["198.51.100.7"]);
+        assert_eq!(
+            mac_text(&[0x00, 0x00, 0x74, 0x12, 0x34, 0x56]),
+            "00:00:74:12:34:56"
+        );
+        assert_eq!(mac_text(&[0; 6]), "");
+        assert_eq!(mac_text(&[1, 2]), "");
     }
 
     #[test]
