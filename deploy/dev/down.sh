@@ -19,7 +19,8 @@ for pidfile in "$DEV_DIR"/*.pid; do
 done
 deploy/dev/nats.sh stop
 deploy/dev/mailbed.sh stop
+deploy/dev/snmpbed.sh stop
 if [ "${1:-}" = "--purge" ]; then
-  rm -rf "$DEV_DIR" "${PW_NATS_DIR:-/tmp/pw-nats}" "${PW_MAIL_DIR:-/tmp/pw-mail}"
+  rm -rf "$DEV_DIR" "${PW_NATS_DIR:-/tmp/pw-nats}" "${PW_MAIL_DIR:-/tmp/pw-mail}" "${PW_SNMP_DIR:-/tmp/pw-snmp}"
   echo "removed the state folders" >&2
 fi

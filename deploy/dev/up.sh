@@ -24,6 +24,10 @@ nats_url=$(deploy/dev/nats.sh start | sed -n 's/^PW_NATS_URL=//p')
 deploy/dev/mailbed.sh start </dev/null >/dev/null
 # shellcheck disable=SC1091
 . "${PW_MAIL_DIR:-/tmp/pw-mail}/env"
+# A simulated printer that speaks SNMP: net-snmp's snmpd serving
+# Printer-MIB data from $PW_SNMP_DIR/printer.data (see deploy/dev/README.md).
+deploy/dev/snmpbed.sh start </dev/null >/dev/null
+eval "$(deploy/dev/snmpbed.sh env | grep -E '^PW_SNMP_(DIR|PORT|COMMUNITY)=')"
 
 # --- build ----------------------------------------------------------------
 echo "building printwatch (cargo build --bins)…" >&2
@@ -101,6 +105,14 @@ threshold_percent = 20
 
 [telemetry]
 log_level = "info"
+
+[[devices]]
+id = "snmp-lab"
+name = "SNMP lab printer"
+location = "Lab (snmpd on 127.0.0.1:$PW_SNMP_PORT)"
+serial = "C6020-SNMP-0001"
+mail_address = "printer5@$PW_MAIL_DOMAIN"
+source = "snmp://127.0.0.1:$PW_SNMP_PORT?community=$PW_SNMP_COMMUNITY"
 CONF
 i=0
 for spec in "lobby-1|Lobby printer|Building A, 1F lobby|100" \
@@ -163,6 +175,7 @@ done
 cat <<EOF
 printwatch is running.
   NATS           $nats_url (state in ${PW_NATS_DIR:-/tmp/pw-nats})
+  snmpd          udp 127.0.0.1:$PW_SNMP_PORT, data $PW_SNMP_DIR/printer.data
   mail bed       SMTP 127.0.0.1:$PW_SMTP_PORT, submission $PW_SUBMISSION_PORT, IMAP $PW_IMAP_PORT, POP3 $PW_POP3_PORT (state in $PW_MAIL_DIR)
   agent          http://127.0.0.1:$AGENT_PORT, log $DEV_DIR/printwatch-agent.log
   notifier       log $DEV_DIR/printwatch-notifier.log; alerts go to alice@ and bob@$PW_MAIL_DOMAIN
@@ -176,6 +189,9 @@ Try:
   printwatch status lobby-1
   printwatch clear lobby-1 paper_jam
   printwatch toner floor2-east 10
+  # snmp-lab is read over SNMP; change what it reports (toner 5 %):
+  sed -i 's/^\(.1.3.6.1.2.1.43.11.1.1.9.1.1\) integer .*/\1 integer 5/' $PW_SNMP_DIR/printer.data
+  printwatch status snmp-lab
   # the alert mails (IMAP 127.0.0.1:$PW_IMAP_PORT, user alice, password secret-alice):
   ls $PW_MAIL_DIR/mail/$PW_MAIL_DOMAIN/alice/Maildir/new
   # ask lobby-1 (printer1@) for its status; the reply lands in alice's mailbox:

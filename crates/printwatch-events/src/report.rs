@@ -169,7 +169,13 @@ pub fn render(status: &DeviceStatus, lang: Language) -> String {
         } else {
             format!("{}%", s.level_percent)
         };
-        let _ = writeln!(out, "  - {}: {level}", s.name);
+        // The colour when the name does not already say it.
+        let colour = s.color.trim();
+        if colour.is_empty() || s.name.to_lowercase().contains(&colour.to_lowercase()) {
+            let _ = writeln!(out, "  - {}: {level}", s.name);
+        } else {
+            let _ = writeln!(out, "  - {} ({colour}): {level}", s.name);
+        }
     }
     let _ = writeln!(out, "\n{}:", l.trays);
     if status.trays.is_empty() {
@@ -240,11 +246,20 @@ mod tests {
                 }),
                 event_id: "e1".into(),
             }],
-            supplies: vec![Supply {
-                name: "Black toner".into(),
-                level_percent: 42,
-                ..Default::default()
-            }],
+            supplies: vec![
+                Supply {
+                    name: "Black toner".into(),
+                    color: "black".into(),
+                    level_percent: 42,
+                    ..Default::default()
+                },
+                Supply {
+                    name: "Toner C".into(),
+                    color: "cyan".into(),
+                    level_percent: 7,
+                    ..Default::default()
+                },
+            ],
             protocols: Some(ProtocolSettings {
                 host_name: "lobby".into(),
                 ..Default::default()
@@ -263,7 +278,8 @@ mod tests {
             text.contains("  - Paper jam [paper_jam] — Tray 2 (since 2023-11-14T22:13:20Z)"),
             "{text}"
         );
-        assert!(text.contains("  - Black toner: 42%"));
+        assert!(text.contains("  - Black toner: 42%"), "{text}");
+        assert!(text.contains("  - Toner C (cyan): 7%"), "{text}");
         assert!(text.contains("Host name: lobby"));
     }
 
