@@ -97,11 +97,29 @@ poll_interval = 5
         &NoEnv,
     )
     .unwrap_err();
-    assert!(reason_at(&err, "agent.poll_jitter").contains("0.0..=1.0"), "{err}");
-    assert!(reason_at(&err, "agent.max_concurrent_reads").contains("found 0"), "{err}");
-    assert!(reason_at(&err, "agent.read_timeout").contains("at least 100ms"), "{err}");
-    assert!(reason_at(&err, "agent.unreachable_after").contains("found 0"), "{err}");
-    assert!(reason_at(&err, "devices[0].poll_interval").contains("bare number 5"), "{err}");
+    assert!(
+        reason_at(&err, "agent.poll_jitter").contains("0.0..=1.0"),
+        "{err}"
+    );
+    assert!(
+        reason_at(&err, "agent.max_concurrent_reads").contains("found 0"),
+        "{err}"
+    );
+    assert!(
+        reason_at(&err, "agent.read_timeout").contains("at least 100ms"),
+        "{err}"
+    );
+    assert!(
+        reason_at(&err, "agent.unreachable_after").contains("found 0"),
+        "{err}"
+    );
+    assert!(
+        reason_at(&err, "devices[0].poll_interval").contains("bare number 5"),
+        "{err}"
+    );
     let err = parse("[agent]\npoll_jitter = \"10%\"\n", &fixtures(), &NoEnv).unwrap_err();
-    assert!(reason_at(&err, "agent.poll_jitter").contains("found a string"), "{err}");
+    assert!(
+        reason_at(&err, "agent.poll_jitter").contains("found a string"),
+        "{err}"
+    );
 }

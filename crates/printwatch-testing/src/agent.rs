@@ -42,6 +42,17 @@ impl AgentFixture {
     /// Writes a config with `[nats]` and `[agent]` filled in for this test,
     /// followed by `rest` (devices, alerts…), and starts the agent.
     pub async fn start(rest: &str) -> anyhow::Result<AgentFixture> {
+        Self::start_with("", "", rest).await
+    }
+
+    /// [`AgentFixture::start`] with more `[agent]` keys (`agent_keys`, not
+    /// `poll_interval`, which is set) and `[telemetry]` keys (not
+    /// `log_level`), such as `http_listen` for the metrics.
+    pub async fn start_with(
+        agent_keys: &str,
+        telemetry_keys: &str,
+        rest: &str,
+    ) -> anyhow::Result<AgentFixture> {
         let nats = NatsServer::start()?;
         let tag = unique_name("t");
         let names = Names {
@@ -62,9 +73,11 @@ bucket_prefix = "{buckets}"
 grpc_listen = "127.0.0.1:{port}"
 advertise = "http://127.0.0.1:{port}"
 poll_interval = "200ms"
+{agent_keys}
 
 [telemetry]
 log_level = "info,printwatch_agent=debug"
+{telemetry_keys}
 
 {rest}
 "#,

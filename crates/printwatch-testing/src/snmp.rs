@@ -29,6 +29,8 @@ pub struct SnmpBed {
     dir: PathBuf,
     port: u16,
     community: String,
+    /// More UDP ports the same snmpd listens on ([`SnmpBed::private_fleet`]).
+    extra_ports: Vec<u16>,
     /// Stops the bed and removes its folder on drop (private beds only).
     owned: Option<tempfile::TempDir>,
 }
@@ -57,6 +59,7 @@ impl SnmpBed {
             dir,
             port,
             community,
+            extra_ports: Vec::new(),
             owned: None,
         };
         bed.script("start")?;
@@ -67,14 +70,23 @@ impl SnmpBed {
     /// the template data), a free UDP port on 127.0.0.1, community `public`.
     /// Stopped when dropped.
     pub fn private() -> Result<SnmpBed> {
+        Self::private_fleet(1)
+    }
+
+    /// A private bed whose one snmpd listens on `devices` free UDP ports,
+    /// each a simulated printer serving the same data ([`SnmpBed::urls`]):
+    /// a fleet at the cost of one process. Stopped when dropped.
+    pub fn private_fleet(devices: usize) -> Result<SnmpBed> {
         let mut last = None;
         for _ in 0..3 {
             let tmp = tempfile::Builder::new().prefix("pw-snmp-").tempdir()?;
-            let port = free_udp_port()?;
+            let mut ports = free_udp_ports(devices.max(1))?;
+            let port = ports.remove(0);
             let bed = SnmpBed {
                 dir: tmp.path().to_owned(),
                 port,
                 community: "public".to_owned(),
+                extra_ports: ports,
                 owned: Some(tmp),
             };
             match bed.script("start") {
@@ -121,6 +133,14 @@ impl SnmpBed {
             .env("PW_SNMP_DIR", &self.dir)
             .env("PW_SNMP_PORT", self.port.to_string())
             .env("PW_SNMP_COMMUNITY", &self.community)
+            .env(
+                "PW_SNMP_EXTRA_PORTS",
+                self.extra_ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {} {action}", script.display()))?;
@@ -168,6 +188,21 @@ impl SnmpBed {
     /// `snmp://127.0.0.1:PORT` (community `public` is the default).
     pub fn url(&self) -> String {
         format!("snmp://{}:{}", self.host(), self.port)
+    }
+
+    /// Every port this bed's snmpd listens on, the main one first.
+    pub fn ports(&self) -> Vec<u16> {
+        std::iter::once(self.port)
+            .chain(self.extra_ports.iter().copied())
+            .collect()
+    }
+
+    /// `snmp://127.0.0.1:PORT` for each of [`SnmpBed::ports`].
+    pub fn urls(&self) -> Vec<String> {
+        self.ports()
+            .iter()
+            .map(|p| format!("snmp://{}:{p}", self.host()))
+            .collect()
     }
 
     /// The data file snmpd serves.
@@ -275,6 +310,15 @@ pub fn without_prefix(text: &str, prefix: &str) -> String {
         })
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// `n` distinct UDP ports on 127.0.0.1 that were free a moment ago (all
+/// bound at once, so none repeats).
+pub fn free_udp_ports(n: usize) -> Result<Vec<u16>> {
+    let socks = (0..n)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").context("binding a UDP port"))
+        .collect::<Result<Vec<_>>>()?;
+    socks.iter().map(|s| Ok(s.local_addr()?.port())).collect()
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.

@@ -4,7 +4,8 @@
     pass_persist .1.3.6.1.2.1.43 /path/printer-mib.py /path/printer.data .1.3.6.1.2.1.43 [LOG]
 
 Serves the OIDs of DATA-FILE that lie under BASE-OID (get and getnext;
-sets are refused). The file is re-read on every request, so a test changes
+sets are refused). The file is read on every request (and parsed again when
+its text changed), so a test changes
 what the "printer" reports by rewriting it (write a temporary file and rename
 it over the old one, so a request never sees half a file).
 
@@ -42,15 +43,32 @@ def oid_key(oid):
     return tuple(int(p) for p in oid.strip(".").split(".") if p)
 
 
+# The last parse by the file's text: a test may replace the file at any
+# moment, and reading it is cheap, but parsing it for every request of a
+# fleet (hundreds a second) is not.
+_CACHE = {}
+
+
 def load(path, base):
-    """The rows under `base`, sorted by OID: [(key, oid, type, value)]."""
-    rows = {}
+    """The rows under `base`, sorted by OID, re-parsed when the file's text changed."""
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except OSError as e:
         warn(f"cannot read {path}: {e}")
         return []
+    hit = _CACHE.get(base)
+    if hit is not None and hit[0] == text:
+        return hit[1]
+    rows = parse(path, text, base)
+    _CACHE[base] = (text, rows)
+    return rows
+
+
+def parse(path, text, base):
+    """The rows under `base`, sorted by OID: [(key, oid, type, value)]."""
+    rows = {}
+    lines = text.splitlines()
     for n, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
