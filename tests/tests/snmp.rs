@@ -262,6 +262,29 @@ async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back()
         assert!(Instant::now() < deadline, "no error: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // After [agent] unreachable_after (3) failed reads it is declared
+    // unreachable: one unit_connection_error, however long it stays silent.
+    let occurred = settled(&fx, 1, 0).await;
+    assert_eq!(
+        (occurred[0].event.item, occurred[0].event.transition),
+        (AlertItem::UnitConnectionError, TransitionKind::Occurred)
+    );
+    assert!(
+        occurred[0]
+            .event
+            .event
+            .detail
+            .starts_with("device unreachable: "),
+        "{}",
+        occurred[0].event.event.detail
+    );
+    let s = device().await;
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.item == "unit_connection_error"),
+        "{s:?}"
+    );
 
     bed.start().unwrap();
     let deadline = Instant::now() + WAIT;
@@ -274,8 +297,16 @@ async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back()
         assert!(Instant::now() < deadline, "still failing: {s:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // An outage of the device is no alert of its own (yet).
-    assert!(fx.events().await.unwrap().is_empty());
+    // Its reading recovers the condition: one recovered event.
+    let recovered = settled(&fx, 2, 1).await;
+    assert_eq!(
+        (recovered[0].event.item, recovered[0].event.transition),
+        (AlertItem::UnitConnectionError, TransitionKind::Recovered)
+    );
+    assert_eq!(
+        recovered[0].event.event.occurred_event_id,
+        occurred[0].event.event.event_id
+    );
 }
 
 /// Waits for `total` events, checks that nothing more comes, and returns
