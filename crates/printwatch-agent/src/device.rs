@@ -426,7 +426,13 @@ impl Worker {
             }
         }
         let record = &mut state.record;
-        if state.reach.unreachable && !record.active.contains_key(&AlertItem::UnitConnectionError) {
+        // A simulated printer "fails" only when its state store (NATS) does:
+        // the agent's own outage, not the device's, so no alert for it.
+        let is_device = self.source.kind() != "simulated";
+        if is_device
+            && state.reach.unreachable
+            && !record.active.contains_key(&AlertItem::UnitConnectionError)
+        {
             let mut reported: BTreeMap<AlertItem, String> = record
                 .active
                 .iter()

@@ -89,7 +89,7 @@ impl Metrics {
         );
         r.register(
             "devices_unreachable",
-            "Devices declared unreachable (unit_connection_error raised by the agent)",
+            "Devices declared unreachable: unreachable_after or more reads in a row unanswered",
             self.devices_unreachable.clone(),
         );
     }
