@@ -34,7 +34,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::device::Worker;
 use crate::grpc::{AgentService, Device};
-use crate::source::{Simulated, SnmpSource, Source};
+use crate::source::mapping::VendorMap;
+use crate::source::{IppSource, Simulated, SnmpSource, Source};
 
 /// How long shutdown waits for device workers to finish what they do.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -141,13 +142,23 @@ impl Application {
                         None => source,
                     }))
                 }
-                other => {
-                    return Err(AgentError::Device {
-                        device: dev.id.clone(),
-                        reason: format!(
-                            "source `{other}` is not supported by this agent yet; use `simulated` or `snmp://`"
-                        ),
-                    });
+                DeviceSource::Ipp(ipp) => {
+                    let mut protocols = configured_protocols(dev);
+                    if dev.protocols.is_empty() {
+                        // The printer's printer-uri-supported tells.
+                        protocols.enabled_protocols = Vec::new();
+                    }
+                    if dev.host_name.is_none() {
+                        // Until the printer's URIs say otherwise.
+                        protocols.host_name = ipp.url.host_str().unwrap_or_default().to_owned();
+                    }
+                    Source::Ipp(Box::new(IppSource::new(
+                        &dev.id,
+                        ipp.url.as_str(),
+                        threshold,
+                        protocols,
+                        VendorMap::new(),
+                    )))
                 }
             };
             register(&registry, dev, &advertise).await?;

@@ -4,6 +4,7 @@
 //! [`Reading`]; the agent alone turns readings into events. Adding a kind of
 //! source (SNMP, IPP) is one module and one variant here.
 
+pub mod ipp;
 pub mod mapping;
 pub mod simulated;
 pub mod snmp;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use printwatch_events::AlertItem;
 use printwatch_proto::v1::{PaperTray, ProtocolSettings, Supply};
 
+pub use ipp::IppSource;
 pub use simulated::{SimChange, Simulated};
 pub use snmp::SnmpSource;
 
@@ -48,6 +50,8 @@ pub enum Source {
     Simulated(Box<Simulated>),
     /// A real printer over SNMP v2c.
     Snmp(Box<SnmpSource>),
+    /// A real printer over IPP / IPPS.
+    Ipp(Box<IppSource>),
 }
 
 impl Source {
@@ -56,6 +60,7 @@ impl Source {
         match self {
             Source::Simulated(s) => s.read().await,
             Source::Snmp(s) => s.read().await,
+            Source::Ipp(s) => s.read().await,
         }
     }
 
@@ -64,6 +69,7 @@ impl Source {
         match self {
             Source::Simulated(_) => "simulated",
             Source::Snmp(_) => "snmp",
+            Source::Ipp(_) => "ipp",
         }
     }
 
@@ -74,6 +80,10 @@ impl Source {
             Source::Snmp(s) => Err(SourceError::Unsupported(format!(
                 "the device is read over SNMP from {}; only a simulated device can be changed",
                 s.target()
+            ))),
+            Source::Ipp(s) => Err(SourceError::Unsupported(format!(
+                "the device is read over IPP from {}; only a simulated device can be changed",
+                s.url()
             ))),
         }
     }
