@@ -161,7 +161,36 @@ impl SnmpBed {
     /// Stops this bed's snmpd (the device stops answering); [`SnmpBed::start`]
     /// brings it back on the same port with the same data.
     pub fn stop(&self) -> Result<()> {
+        let _ = self.resume();
         self.script("stop")
+    }
+
+    /// Freezes this bed's snmpd (SIGSTOP): requests are neither answered
+    /// nor refused, like a printer that went dark on the network, so every
+    /// request runs into its timeout. [`SnmpBed::resume`] thaws it.
+    pub fn pause(&self) -> Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Thaws a paused snmpd (SIGCONT).
+    pub fn resume(&self) -> Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, sig: &str) -> Result<()> {
+        let path = self.dir.join("snmpd.pid");
+        let pid = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let pid = pid.trim();
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(pid)
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill {sig} {pid} failed ({status})");
+        }
+        Ok(())
     }
 
     /// Starts this bed's snmpd again (idempotent).
@@ -267,7 +296,7 @@ impl SnmpBed {
 impl Drop for SnmpBed {
     fn drop(&mut self) {
         if self.owned.is_some() {
-            let _ = self.script("stop");
+            let _ = self.stop();
         }
     }
 }
