@@ -62,9 +62,9 @@ pub fn parse_signal(key: &str) -> Result<VendorSignal, String> {
     }
     let ok = !key.is_empty()
         && key.len() <= 255
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && key.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if !ok {
         return Err(format!(
             "expected a numeric OID or an IPP keyword (lower-case letters, digits, `-`, `_`, `.`), found {}",
