@@ -538,7 +538,7 @@ threshold_percent = 80
 "#,
         config(&bed)
     );
-    let fx = AgentFixture::start(&text).await.unwrap();
+    let mut fx = AgentFixture::start(&text).await.unwrap();
     let mut client = fx.client().await.unwrap();
     let deadline = Instant::now() + WAIT;
     let status = loop {
@@ -643,4 +643,36 @@ threshold_percent = 80
         .into_inner();
     assert_eq!(status.firmware_version, "1.01");
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
+
+    // The firmware changes while the agent is down: the stored version
+    // still makes it one update.
+    fx.agent.kill();
+    let data = printwatch_testing::snmp::with_value(
+        &bed.data().unwrap(),
+        FIRMWARE_REV,
+        "string",
+        "\"1.02\"",
+    );
+    bed.write_data(&data).unwrap();
+    fx.agent.restart().unwrap();
+    fx.wait_for_events(8, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = fx.events().await.unwrap();
+    assert_eq!(events.len(), 8, "{events:?}");
+    let firmware = of(&events, AlertItem::FirmwareUpdate, TransitionKind::Occurred);
+    assert_eq!(firmware.len(), 2, "{events:?}");
+    assert_eq!(
+        firmware[1].event.event.detail,
+        "firmware changed from 1.01 to 1.02"
+    );
+    assert_eq!(
+        of(
+            &events,
+            AlertItem::FirmwareUpdate,
+            TransitionKind::Recovered
+        )
+        .len(),
+        2,
+        "{events:?}"
+    );
 }

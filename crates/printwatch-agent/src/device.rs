@@ -387,9 +387,23 @@ impl Worker {
             protocols: reading.protocols.clone(),
             ..self.builder.clone()
         };
+        // A new firmware version is an update for this one reading (no
+        // standard signal says "firmware updated"; printer-signals.md).
+        let known_firmware = record.firmware.last().map(str::to_owned);
+        let mut reported = reading.conditions.clone();
+        if let Some((item, detail)) = record.firmware.observe(&reading.firmware_version) {
+            crate::source::mapping::merge_condition(&mut reported, item, &detail);
+        }
         let queued = self
-            .reconcile(record, snapshot, &reading.conditions, &builder, now)
+            .reconcile(record, snapshot, &reported, &builder, now)
             .await;
+        if queued == 0 && record.firmware.last() != known_firmware.as_deref() {
+            // Remember the version even when nothing else changed.
+            // On failure the next stored change carries it.
+            if let Err(reason) = self.store_record(record).await {
+                tracing::warn!(device.id = %self.device_id, %reason, "cannot store the firmware version yet");
+            }
+        }
         self.flush(record).await;
         snapshot.send_modify(|s| {
             s.reading = Some(reading);

@@ -18,6 +18,8 @@ use printwatch_events::event::{self, CheckedEvent};
 use printwatch_events::{AlertEvent, AlertItem, EventBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::source::mapping::FirmwareWatch;
+
 /// One active condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Active {
@@ -41,6 +43,14 @@ pub struct DeviceRecord {
     /// Protobuf-encoded events not yet acknowledged by the stream, base64.
     #[serde(default)]
     pub outbox: Vec<String>,
+    /// The firmware version the device last reported; a change raises
+    /// `firmware_update` for one reading.
+    #[serde(default, skip_serializing_if = "is_unset")]
+    pub firmware: FirmwareWatch,
+}
+
+fn is_unset(f: &FirmwareWatch) -> bool {
+    f.last().is_none()
 }
 
 /// A stored record that could not be read back.
@@ -159,6 +169,30 @@ mod tests {
 
     fn reported(items: &[(AlertItem, &str)]) -> BTreeMap<AlertItem, String> {
         items.iter().map(|(i, d)| (*i, (*d).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_firmware_version_survives_a_store_and_old_records_still_load() {
+        let mut rec = DeviceRecord::default();
+        assert_eq!(rec.firmware.observe("1.0"), None);
+        let back = DeviceRecord::from_json(&rec.to_json()).unwrap();
+        assert_eq!(back.firmware.last(), Some("1.0"));
+        let mut back = back;
+        assert_eq!(
+            back.firmware.observe("1.1"),
+            Some((
+                AlertItem::FirmwareUpdate,
+                "firmware changed from 1.0 to 1.1".to_owned()
+            ))
+        );
+        // A record stored before the field existed.
+        let old = DeviceRecord::from_json(br#"{"active":{},"outbox":[]}"#).unwrap();
+        assert_eq!(old.firmware.last(), None);
+        assert!(
+            !String::from_utf8(DeviceRecord::default().to_json())
+                .unwrap()
+                .contains("firmware")
+        );
     }
 
     #[test]

@@ -877,8 +877,12 @@ pub fn map_ipp_reasons<'a>(
 /// `firmware_update` (no standard signal carries it; printer-signals.md).
 /// The item is active in the one reading that sees the change, so the agent
 /// publishes one occurred and, at the next reading, one recovered event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The agent keeps it in the device's stored record, so a version that
+/// changed while the agent was down is still noticed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FirmwareWatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     last: Option<String>,
 }
 

@@ -15,8 +15,8 @@
 //! - hrStorageTable (25.2.3.1): disks (fixed, removable, flash, network) at
 //!   or above the configured share used → `storage_almost_full`;
 //! - prtMarkerColorantValue (43.12.1.1.4): each supply's colour;
-//! - ENTITY-MIB entPhysicalFirmwareRev (47.1.1.1.1.9): the firmware version,
-//!   whose change raises `firmware_update` ([`mapping::FirmwareWatch`]);
+//! - ENTITY-MIB entPhysicalFirmwareRev (47.1.1.1.1.9): the firmware version
+//!   (the agent raises `firmware_update` when it changes);
 //! - the vendor OIDs of `vendor_signals` ([`mapping::VendorMap`]);
 //! - protocol settings: sysName, the unicast addresses of IP-MIB
 //!   ipAddressTable (4.34.1; the older ipAddrTable 4.20.1 when absent)
@@ -209,7 +209,6 @@ struct Memory {
     /// Per toner supply index: its last `toner_low_level` detail, kept
     /// while the level cannot tell (-1/-2/-3).
     toner_low: HashMap<Vec<u64>, Option<String>>,
-    firmware: mapping::FirmwareWatch,
 }
 
 /// How a request is authorised.
@@ -626,13 +625,6 @@ impl SnmpSource {
             if let Some((item, detail)) = self.vendor.oid_value_item(&text.join("."), value) {
                 merge_condition(&mut conditions, item, &detail);
             }
-        }
-
-        // Firmware: a change of version is an update (one reading long).
-        if !w.firmware.is_empty()
-            && let Some((item, detail)) = memory.firmware.observe(&w.firmware)
-        {
-            merge_condition(&mut conditions, item, &detail);
         }
 
         let mut protocols = self.protocols.clone();
@@ -1178,19 +1170,6 @@ mod tests {
         );
         assert_eq!(r.conditions.len(), 2, "{:?}", r.conditions);
         assert_eq!(r.firmware_version, "2.0");
-        // A new version is an update for one reading.
-        let newer = Walked {
-            firmware: "2.1".into(),
-            ..Walked::default()
-        };
-        assert_eq!(
-            src.reading(&newer)
-                .conditions
-                .get(&AlertItem::FirmwareUpdate)
-                .map(String::as_str),
-            Some("firmware changed from 2.0 to 2.1")
-        );
-        assert!(src.reading(&newer).conditions.is_empty());
     }
 
     #[test]
