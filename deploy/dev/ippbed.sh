@@ -45,6 +45,7 @@ LOG="$DIR/ippeveprinter.log"
 SPOOL="$DIR/spool"
 CMD="$DIR/print-command.sh"
 PRINT_TEST="$DIR/print.test"
+STATUS_TEST="$DIR/status.test"
 URL="ipp://$HOST:$PORT/ipp/print"
 
 log() { printf 'ippbed: %s\n' "$*" >&2; }
@@ -85,7 +86,8 @@ our_pid() {
 }
 
 answers() {
-    ipptool -T 2 -q "$URL" get-printer-attributes.test >/dev/null 2>&1
+    [ -f "$STATUS_TEST" ] || return 1
+    ipptool -T 2 -q "$URL" "$STATUS_TEST" >/dev/null 2>&1
 }
 
 printer_args() {
@@ -130,6 +132,20 @@ CONF
   ATTR name requesting-user-name printwatch
   ATTR mimeMediaType document-format text/plain
   FILE $document
+  STATUS successful-ok
+}
+TEST
+    # Only "does it answer": the stock get-printer-attributes.test also
+    # checks attributes a printer from an attribute file (-a) may lack.
+    cat >"$STATUS_TEST" <<'TEST'
+{
+  NAME "Get-Printer-Attributes (printwatch IPP bed)"
+  OPERATION Get-Printer-Attributes
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR keyword requested-attributes printer-state
   STATUS successful-ok
 }
 TEST

@@ -7,6 +7,7 @@
 //! bucket names ([`unique_name`]).
 
 pub mod agent;
+pub mod ipp;
 pub mod mail;
 pub mod nats;
 pub mod otlp;
