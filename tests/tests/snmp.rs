@@ -676,3 +676,109 @@ threshold_percent = 80
         "{events:?}"
     );
 }
+
+/// One prtAlertTable row (index .1.1) as data-file lines: severity warning,
+/// training untrained, `code` in `group` / `index` with `description`.
+fn with_alert(text: &str, group: u32, index: u32, code: u32, description: &str) -> String {
+    let mut text = text.to_owned();
+    for (col, kind, value) in [
+        (2, "integer", "4".to_owned()),
+        (3, "integer", "4".to_owned()),
+        (4, "integer", group.to_string()),
+        (5, "integer", index.to_string()),
+        (6, "integer", "-1".to_owned()),
+        (7, "integer", code.to_string()),
+        (8, "string", format!("\"{description}\"")),
+        (9, "timeticks", "0".to_owned()),
+    ] {
+        text = printwatch_testing::snmp::with_value(
+            &text,
+            &format!("{ALERT_ROW}.{col}.1.1"),
+            kind,
+            &value,
+        );
+    }
+    text
+}
+
+/// The standard signals the other tests leave out, one at a time: each
+/// change is exactly one occurred event with the device's words, and
+/// changing it back exactly one recovered event.
+#[tokio::test]
+async fn the_remaining_standard_signals_each_occur_once_and_recover_once() {
+    let bed = SnmpBed::private().unwrap();
+    let fx = AgentFixture::start(&config(&bed)).await.unwrap();
+    fx.wait_until_read("s1", WAIT).await.unwrap();
+    let normal = bed.data().unwrap();
+    let drum_level = ".1.3.6.1.2.1.43.11.1.1.9.1.2";
+    let error_state = ".1.3.6.1.2.1.25.3.5.1.2.1";
+    let cases: Vec<(&str, String, AlertItem, &str)> = vec![
+        (
+            "markerTonerAlmostEmpty(1104) in markerSupplies(11)",
+            with_alert(&normal, 11, 1, 1104, "Black toner is almost empty"),
+            AlertItem::TonerAlmostEmpty,
+            "Supply 1: Black toner is almost empty",
+        ),
+        (
+            "hrPrinterDetectedErrorState lowToner (bit 2)",
+            printwatch_testing::snmp::with_value(&normal, error_state, "octet", "20 00"),
+            AlertItem::TonerAlmostEmpty,
+            "lowToner",
+        ),
+        (
+            "drum level 0",
+            printwatch_testing::snmp::with_value(&normal, drum_level, "integer", "0"),
+            AlertItem::UnitReplacementNow,
+            "Drum Unit: 0%",
+        ),
+        (
+            "subunitLifeOver(11) of the fuser, marker(10)",
+            with_alert(&normal, 10, 1, 11, "Replace the fuser unit"),
+            AlertItem::UnitReplacementNow,
+            "Marker 1: Replace the fuser unit",
+        ),
+        (
+            "subunitOffline(22) of device 3, hostResourcesMIBDeviceTable(4)",
+            with_alert(&normal, 4, 3, 22, "Finisher is not connected"),
+            AlertItem::UnitConnectionError,
+            "Device 3: Finisher is not connected",
+        ),
+        (
+            "doorOpen(501) of cover 2, cover(6)",
+            with_alert(&normal, 6, 2, 501, "Right door open"),
+            AlertItem::CoverOpen,
+            "Cover 2: Right door open",
+        ),
+        (
+            "inputMediaSupplyEmpty(808) of tray 2, input(8)",
+            with_alert(&normal, 8, 2, 808, "Tray 2 is empty"),
+            AlertItem::PaperOut,
+            "Tray 2: Tray 2 is empty",
+        ),
+        (
+            "hrPrinterDetectedErrorState inputTrayMissing (bit 8)",
+            printwatch_testing::snmp::with_value(&normal, error_state, "octet", "00 80"),
+            AlertItem::TrayError,
+            "inputTrayMissing",
+        ),
+    ];
+    let mut total = 0;
+    for (what, data, item, detail) in cases {
+        bed.write_data(&data).unwrap();
+        total += 1;
+        let events = settled(&fx, total, total - 1).await;
+        assert_eq!(
+            details(&events, TransitionKind::Occurred),
+            vec![(item, detail.to_owned())],
+            "{what}"
+        );
+        bed.write_data(&normal).unwrap();
+        total += 1;
+        let events = settled(&fx, total, total - 1).await;
+        assert_eq!(
+            (events[0].event.item, events[0].event.transition),
+            (item, TransitionKind::Recovered),
+            "{what}"
+        );
+    }
+}
