@@ -20,7 +20,8 @@
 //! - `printer-input-tray` (`type=…;maxcapacity=250;level=100;…;name=main`)
 //!   and `media-col-ready`: trays (media by `media-source`), paper out;
 //! - `printer-firmware-string-version` / `printer-firmware-version`:
-//!   [`Reading::firmware_version`] and `firmware_update` on a change;
+//!   [`Reading::firmware_version`] (the device worker raises
+//!   `firmware_update` when it changes);
 //! - `printer-uri-supported`, `printer-more-info`, `printer-dns-sd-name`:
 //!   the protocol settings (host name, addresses, IPP / IPPS / HTTP(S)).
 //!
@@ -38,8 +39,7 @@ use printwatch_events::AlertItem;
 use printwatch_proto::v1::{PaperTray, ProtocolSettings, Supply};
 
 use super::mapping::{
-    self, FirmwareWatch, PrtAlert, SupplyKind, SupplyLevel, SupplyThresholds, Unknown, VendorMap,
-    merge_condition,
+    self, PrtAlert, SupplyKind, SupplyLevel, SupplyThresholds, Unknown, VendorMap, merge_condition,
 };
 use super::{Reading, SourceError};
 
@@ -489,7 +489,6 @@ struct Memory {
     /// Per toner supply: its last `toner_low_level` detail, kept while the
     /// level cannot tell.
     toner_low: HashMap<String, Option<String>>,
-    firmware: FirmwareWatch,
 }
 
 /// How `ipps://` checks the printer's certificate.
@@ -816,18 +815,12 @@ impl IppSource {
             });
         }
 
-        // Firmware.
-        let firmware_version = firmware_version(a);
-        if let Some((item, detail)) = memory.firmware.observe(&firmware_version) {
-            merge_condition(&mut conditions, item, &detail);
-        }
-
         Reading {
             conditions,
             supplies,
             trays,
             protocols: device_protocols(a, self.protocols.clone(), self.fill_protocols),
-            firmware_version,
+            firmware_version: firmware_version(a),
         }
     }
 }
@@ -1124,7 +1117,7 @@ mod tests {
     }
 
     #[test]
-    fn firmware_change_and_marker_fallback() {
+    fn firmware_version_and_marker_fallback() {
         let s = source();
         let mut a = Attrs::new();
         a.insert("printer-firmware-string-version".into(), vec![text("1.0")]);
@@ -1137,15 +1130,6 @@ mod tests {
         assert_eq!(r.conditions[&AlertItem::TonerAlmostEmpty], "Cyan: 3%");
         assert_eq!(r.conditions[&AlertItem::UnitReplacementNow], "Drum: 0%");
         assert_eq!(r.supplies[1].kind, "opc");
-        assert!(!r.conditions.contains_key(&AlertItem::FirmwareUpdate));
-        a.insert("printer-firmware-string-version".into(), vec![text("1.1")]);
-        let r = s.reading(&a);
-        assert_eq!(
-            r.conditions[&AlertItem::FirmwareUpdate],
-            "firmware changed from 1.0 to 1.1"
-        );
-        let r = s.reading(&a);
-        assert!(!r.conditions.contains_key(&AlertItem::FirmwareUpdate));
     }
 
     #[test]
