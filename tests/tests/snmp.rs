@@ -568,6 +568,30 @@ threshold_percent = 80
         .map(|s| (s.name.as_str(), s.color.as_str()))
         .collect();
     assert_eq!(colours, [("Black Toner", "black"), ("Drum Unit", "")]);
+    // What an operator (and a requeststatus reply, the same report) sees.
+    let out = printwatch_testing::process::run_bin(
+        "printwatch",
+        &[
+            "--config",
+            fx.config_path.to_str().unwrap(),
+            "--agent",
+            &fx.grpc_url,
+            "status",
+            "s1",
+        ],
+    )
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    for line in [
+        "  - Black Toner: 80%",
+        "  - Drum Unit: 60%",
+        "  - Tray 1 (-): ok, 50%",
+        "  - Tray 2 (-): ok, 100%",
+        "printwatch-snmpbed",
+    ] {
+        assert!(report.contains(line), "{line:?} not in:\n{report}");
+    }
     assert_eq!(status.firmware_version, "1.00");
     // 25 % used, flag 0, first firmware seen: nothing.
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
