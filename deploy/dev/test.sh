@@ -10,6 +10,8 @@ cd "$root"
 
 pw_require_rust
 pw_apt_install nats-server ca-certificates
+# The IPP test bed (deploy/dev/ippbed.sh): ippeveprinter, ipptool, a private D-Bus bus.
+pw_apt_install cups-ipp-utils dbus
 
 started_mail=0
 if ! deploy/dev/mailbed.sh status >/dev/null 2>&1; then
