@@ -43,6 +43,7 @@ PIDFILE="$DIR/ippeveprinter.pid"
 ARGSFILE="$DIR/ippeveprinter.args"
 LOG="$DIR/ippeveprinter.log"
 SPOOL="$DIR/spool"
+SSL="$DIR/ssl"
 CMD="$DIR/print-command.sh"
 PRINT_TEST="$DIR/print.test"
 STATUS_TEST="$DIR/status.test"
@@ -58,6 +59,8 @@ PW_IPP_HOST=$HOST
 PW_IPP_PORT=$PORT
 PW_IPP_NAME=$NAME
 PW_IPP_URL=$URL
+PW_IPP_TLS_URL=ipps://localhost:$PORT/ipp/print
+PW_IPP_CERT=$SSL/localhost.crt
 PW_IPP_WEB=http://$HOST:$PORT/
 PW_IPP_ATTRS=$ATTRS
 PW_IPP_PIDFILE=$PIDFILE
@@ -91,7 +94,9 @@ answers() {
 }
 
 printer_args() {
-    local args=(-r off -n localhost -p "$PORT" -d "$SPOOL" -c "$CMD")
+    # -K: ippeveprinter makes its self-signed TLS certificate for ipps://
+    # there (localhost.crt / localhost.key).
+    local args=(-r off -n localhost -p "$PORT" -K "$SSL" -d "$SPOOL" -c "$CMD")
     if [ -n "$ATTRS" ]; then
         args+=(-a "$ATTRS")
     else
@@ -102,7 +107,7 @@ printer_args() {
 }
 
 write_files() {
-    mkdir -p "$DIR" "$SPOOL"
+    mkdir -p "$DIR" "$SPOOL" "$SSL"
     cat >"$DBUS_CONF" <<CONF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -191,6 +196,15 @@ cmd_start() {
             stop_printer
             die "ippeveprinter did not answer at $URL within ${START_TIMEOUT}s (log: $LOG)"
         fi
+        sleep 0.1
+    done
+    # ippeveprinter makes its certificate at the first TLS connection (which
+    # fails): make it now, so ipps:// works and the certificate can be
+    # trusted (PW_IPP_CERT).
+    local tries=0
+    until [ -s "$SSL/localhost.crt" ] || [ $tries -ge 30 ]; do
+        ipptool -T 2 -q "ipps://localhost:$PORT/ipp/print" "$STATUS_TEST" >/dev/null 2>&1 || true
+        tries=$((tries + 1))
         sleep 0.1
     done
     log "running (pid $(cat "$PIDFILE")) at $URL"

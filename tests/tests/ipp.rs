@@ -427,3 +427,69 @@ async fn ipp_firmware_version_change_raises_firmware_update_once() {
     assert_eq!(fw[0].2, "firmware changed from 1.00 to 1.01");
     assert_eq!(status(&fx).await.firmware_version, "1.01");
 }
+
+fn tls_config(bed: &IppBed, ipp_table: &str) -> String {
+    format!(
+        r#"
+[[devices]]
+id = "i1"
+name = "IPPS printer"
+location = "3F"
+mail_address = "printer-ipps@printwatch.test"
+source = "{url}"
+{ipp_table}
+"#,
+        url = bed.tls_url()
+    )
+}
+
+#[tokio::test]
+async fn ipps_with_the_printers_certificate_reads_and_without_it_says_why() {
+    let bed = IppBed::private().unwrap();
+
+    // Trusting the printer's self-signed certificate: read like ipp://.
+    let table = format!(
+        "[devices.ipp]\nca_file = \"{}\"\n",
+        bed.cert_path().display()
+    );
+    let fx = AgentFixture::start(&tls_config(&bed, &table))
+        .await
+        .unwrap();
+    let s = first_reading(&fx).await;
+    assert_eq!(s.supplies.len(), 2, "{s:?}");
+    assert_eq!(s.protocols.unwrap().host_name, "localhost");
+    drop(fx);
+
+    // tls_verify = false: read too.
+    let fx = AgentFixture::start(&tls_config(&bed, "[devices.ipp]\ntls_verify = false\n"))
+        .await
+        .unwrap();
+    assert_eq!(first_reading(&fx).await.supplies.len(), 2);
+    drop(fx);
+
+    // The system's roots only: unreachable, saying it is the certificate.
+    let fx = AgentFixture::start(&tls_config(&bed, "")).await.unwrap();
+    let mut client = fx.client().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = client
+            .list_devices(ListDevicesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .devices[0]
+            .clone();
+        if !s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Unreachable);
+            assert!(s.error.contains(&bed.tls_url()), "{}", s.error);
+            assert!(
+                s.error.to_lowercase().contains("certificate"),
+                "{}",
+                s.error
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::device::Worker;
 use crate::grpc::{AgentService, Device};
+use crate::source::ipp::IppTls;
 use crate::source::mapping::VendorMap;
 use crate::source::{IppSource, Simulated, SnmpSource, Source};
 
@@ -152,13 +153,30 @@ impl Application {
                         // Until the printer's URIs say otherwise.
                         protocols.host_name = ipp.url.host_str().unwrap_or_default().to_owned();
                     }
-                    Source::Ipp(Box::new(IppSource::new(
-                        &dev.id,
-                        ipp.url.as_str(),
-                        threshold,
-                        protocols,
-                        VendorMap::new(),
-                    )))
+                    let mut tls = IppTls {
+                        ca_certs: Vec::new(),
+                        skip_verify: !ipp.tls_verify,
+                    };
+                    if let Some(path) = &ipp.ca_file {
+                        let pem = std::fs::read(path).map_err(|e| AgentError::Device {
+                            device: dev.id.clone(),
+                            reason: format!(
+                                "cannot read [devices.ipp] ca_file {}: {e}",
+                                path.display()
+                            ),
+                        })?;
+                        tls.ca_certs.push(pem);
+                    }
+                    Source::Ipp(Box::new(
+                        IppSource::new(
+                            &dev.id,
+                            ipp.url.as_str(),
+                            threshold,
+                            protocols,
+                            VendorMap::new(),
+                        )
+                        .with_tls(tls),
+                    ))
                 }
             };
             register(&registry, dev, &advertise).await?;

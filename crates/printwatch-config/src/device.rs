@@ -292,6 +292,37 @@ fn device(
         r.finish(t);
     }
 
+    // `[devices.ipp]`: TLS trust for an `ipps://` printer.
+    let mut ipp_ca_file = None;
+    let mut ipp_tls_verify = true;
+    if let Some(mut t) = r.table(s, "ipp") {
+        let ipps = match &parsed {
+            Some(Parsed::Ipp(i)) => Some(i.tls),
+            None => None,
+            Some(_) => {
+                r.problem(
+                    t.path.clone(),
+                    "only for a device with an ipp:// or ipps:// source",
+                );
+                None
+            }
+        };
+        if let Some(p) = r.path(&mut t, "ca_file") {
+            if ipps == Some(false) {
+                r.problem(t.key("ca_file"), "only used with an ipps:// source");
+            }
+            r.check_file(Scope::Devices, t.key("ca_file"), &p);
+            ipp_ca_file = Some(p);
+        }
+        if let Some(v) = r.bool(&mut t, "tls_verify") {
+            if ipps == Some(false) {
+                r.problem(t.key("tls_verify"), "only used with an ipps:// source");
+            }
+            ipp_tls_verify = v;
+        }
+        r.finish(t);
+    }
+
     let vendor_signals = crate::vendor::read(r, s);
 
     let mailbox = match r.table(s, "mailbox") {
@@ -325,7 +356,11 @@ fn device(
             return None;
         }
         Parsed::Simulated => DeviceSource::Simulated,
-        Parsed::Ipp(ipp) => DeviceSource::Ipp(ipp),
+        Parsed::Ipp(ipp) => DeviceSource::Ipp(source::IppSource {
+            ca_file: ipp_ca_file,
+            tls_verify: ipp_tls_verify,
+            ..ipp
+        }),
         Parsed::Snmp {
             host,
             port,

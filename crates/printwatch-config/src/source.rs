@@ -94,6 +94,12 @@ pub struct IppSource {
     pub url: Url,
     /// `ipps`: IPP over TLS.
     pub tls: bool,
+    /// `[devices.ipp] ca_file`: a PEM certificate trusted for `ipps://`
+    /// besides the system's (e.g. the printer's self-signed one).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `[devices.ipp] tls_verify` (default `true`); `false` accepts any
+    /// certificate of an `ipps://` printer.
+    pub tls_verify: bool,
 }
 
 impl IppSource {
@@ -230,6 +236,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, String> {
     Ok(Parsed::Ipp(IppSource {
         tls: scheme == "ipps",
         url,
+        ca_file: None,
+        tls_verify: true,
     }))
 }
 

@@ -998,3 +998,58 @@ user = "nobody"
         assert!(!text.contains(secret), "{secret} in:\n{text}");
     }
 }
+
+#[test]
+fn ipps_tls_settings_are_read_and_checked_by_full_key() {
+    let ok = parse_ok(
+        r#"
+[[devices]]
+id = "i1"
+source = "ipps://printer.example.test/ipp/print"
+
+[devices.ipp]
+ca_file = "full.toml"
+tls_verify = false
+
+[[devices]]
+id = "i2"
+source = "ipps://printer2.example.test/ipp/print"
+"#,
+    );
+    let DeviceSource::Ipp(ipp) = &ok.device("i1").unwrap().source else {
+        panic!("not ipp");
+    };
+    assert_eq!(
+        ipp.ca_file.as_deref(),
+        Some(fixtures().join("full.toml").as_path())
+    );
+    assert!(!ipp.tls_verify);
+    let DeviceSource::Ipp(ipp) = &ok.device("i2").unwrap().source else {
+        panic!("not ipp");
+    };
+    assert_eq!((ipp.ca_file.as_ref(), ipp.tls_verify), (None, true));
+
+    let err = parse_err(
+        r#"
+[[devices]]
+id = "plain"
+source = "ipp://printer.example.test/ipp/print"
+
+[devices.ipp]
+ca_file = "full.toml"
+tls_verify = "no"
+client_cert = "x"
+
+[[devices]]
+id = "snmp"
+source = "snmp://192.0.2.40"
+
+[devices.ipp]
+tls_verify = true
+"#,
+    );
+    assert!(reason_at(&err, "devices[0].ipp.ca_file").contains("ipps://"));
+    assert!(reason_at(&err, "devices[0].ipp.tls_verify").contains("boolean"));
+    assert!(reason_at(&err, "devices[0].ipp.client_cert").contains("unknown key"));
+    assert!(reason_at(&err, "devices[1].ipp").contains("ipp:// or ipps://"));
+}

@@ -157,6 +157,18 @@ impl IppBed {
         format!("ipp://127.0.0.1:{}/ipp/print", self.port)
     }
 
+    /// `ipps://localhost:PORT/ipp/print`: IPP over TLS with the printer's
+    /// self-signed certificate ([`IppBed::cert_path`]), made for
+    /// `localhost`.
+    pub fn tls_url(&self) -> String {
+        format!("ipps://localhost:{}/ipp/print", self.port)
+    }
+
+    /// The printer's self-signed TLS certificate (PEM).
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.join("ssl").join("localhost.crt")
+    }
+
     /// Prints `text`; its `STATE:` / `ATTR:` lines change the printer.
     pub fn print(&self, text: &str) -> Result<()> {
         let path = self
