@@ -493,3 +493,35 @@ async fn ipps_with_the_printers_certificate_reads_and_without_it_says_why() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn ipp_a_wrong_printer_path_is_a_clear_per_device_error() {
+    let bed = IppBed::private().unwrap();
+    let wrong = bed.url().replace("/ipp/print", "/ipp/nothing-here");
+    let fx = AgentFixture::start(&config(&bed).replace(&bed.url(), &wrong))
+        .await
+        .unwrap();
+    let mut client = fx.client().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let s = client
+            .list_devices(ListDevicesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .devices[0]
+            .clone();
+        if !s.error.is_empty() {
+            assert_eq!(s.state(), DeviceState::Unreachable);
+            assert!(s.error.contains(&wrong), "{}", s.error);
+            assert!(s.error.contains("client-error-not-found"), "{}", s.error);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error: {s:?}\n{}",
+            fx.agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -614,10 +614,13 @@ impl IppSource {
         }
         let client = builder.ignore_tls_errors(self.tls.skip_verify).build();
         let resp = client.send(op).await.map_err(|e| match e {
+            IppError::RequestError(code) if (400..500).contains(&code) => Failure::Final(format!(
+                "the server answered HTTP {code} (is it an IPP printer, and the path right?)"
+            )),
             IppError::RequestError(code) => {
                 Failure::Transient(format!("the server answered HTTP {code}"))
             }
-            IppError::StatusError(s) => Failure::Final(format!("IPP status {s:?}")),
+            IppError::StatusError(s) => Failure::Final(format!("IPP status {}", status_keyword(s))),
             IppError::ParseError(e) => {
                 Failure::Final(format!("the answer is not a valid IPP response ({e})"))
             }
@@ -649,7 +652,8 @@ impl IppSource {
                 format!(": {message}")
             };
             return Err(Failure::Final(format!(
-                "Get-Printer-Attributes failed with IPP status {status:?}{detail}"
+                "Get-Printer-Attributes failed with IPP status {}{detail}",
+                status_keyword(status)
             )));
         }
         Ok(attrs)
@@ -825,6 +829,11 @@ impl IppSource {
     }
 }
 
+/// An IPP status code as its RFC 8011 keyword (`client-error-not-found`).
+fn status_keyword(status: StatusCode) -> String {
+    kebab(&format!("{status:?}"))
+}
+
 /// The innermost message of an error chain ("Connection refused (os error
 /// 111)" rather than "error sending request for url (…)").
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -959,6 +968,10 @@ mod tests {
         assert_eq!(kebab("toner-cartridge"), "toner-cartridge");
         assert_eq!(kind_name("wasteToner"), "waste_toner");
         assert_eq!(kind_name(""), "other");
+        assert_eq!(
+            status_keyword(StatusCode::ClientErrorNotFound),
+            "client-error-not-found"
+        );
     }
 
     #[test]
