@@ -525,3 +525,36 @@ async fn ipp_a_wrong_printer_path_is_a_clear_per_device_error() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn ipp_a_vendor_signal_keyword_maps_a_reason_the_table_leaves_alone() {
+    // `moving-to-paused` raises nothing by itself; a fleet may decide it
+    // matters (the same path a vendor keyword takes).
+    let bed = IppBed::private().unwrap();
+    let text = format!(
+        "{}\n[devices.vendor_signals]\n\"moving-to-paused-report\" = \"service_call\"\n",
+        config(&bed)
+    );
+    let fx = AgentFixture::start(&text).await.unwrap();
+    first_reading(&fx).await;
+    bed.add_reasons(&["moving-to-paused"]).unwrap();
+    let occurred = settled(&fx, 1, 0).await;
+    assert_eq!(
+        (
+            occurred[0].event.item,
+            occurred[0].event.transition,
+            occurred[0].event.event.detail.as_str()
+        ),
+        (
+            AlertItem::ServiceCall,
+            TransitionKind::Occurred,
+            "moving-to-paused"
+        )
+    );
+    bed.remove_reasons(&["moving-to-paused"]).unwrap();
+    let recovered = settled(&fx, 2, 1).await;
+    assert_eq!(
+        (recovered[0].event.item, recovered[0].event.transition),
+        (AlertItem::ServiceCall, TransitionKind::Recovered)
+    );
+}

@@ -35,7 +35,6 @@ use tokio_util::task::TaskTracker;
 use crate::device::Worker;
 use crate::grpc::{AgentService, Device};
 use crate::source::ipp::IppTls;
-use crate::source::mapping::VendorMap;
 use crate::source::{IppSource, Simulated, SnmpSource, Source};
 
 /// How long shutdown waits for device workers to finish what they do.
@@ -173,7 +172,7 @@ impl Application {
                             ipp.url.as_str(),
                             threshold,
                             protocols,
-                            VendorMap::new(),
+                            vendor_map(cfg, dev),
                         )
                         .with_tls(tls),
                     ))
