@@ -20,7 +20,8 @@ done
 deploy/dev/nats.sh stop
 deploy/dev/mailbed.sh stop
 deploy/dev/snmpbed.sh stop
+deploy/dev/ippbed.sh stop
 if [ "${1:-}" = "--purge" ]; then
-  rm -rf "$DEV_DIR" "${PW_NATS_DIR:-/tmp/pw-nats}" "${PW_MAIL_DIR:-/tmp/pw-mail}" "${PW_SNMP_DIR:-/tmp/pw-snmp}"
+  rm -rf "$DEV_DIR" "${PW_NATS_DIR:-/tmp/pw-nats}" "${PW_MAIL_DIR:-/tmp/pw-mail}" "${PW_SNMP_DIR:-/tmp/pw-snmp}" "${PW_IPP_DIR:-/tmp/pw-ipp}"
   echo "removed the state folders" >&2
 fi

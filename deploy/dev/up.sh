@@ -28,6 +28,11 @@ deploy/dev/mailbed.sh start </dev/null >/dev/null
 # Printer-MIB data from $PW_SNMP_DIR/printer.data (see deploy/dev/README.md).
 deploy/dev/snmpbed.sh start </dev/null >/dev/null
 eval "$(deploy/dev/snmpbed.sh env | grep -E '^PW_SNMP_(DIR|PORT|COMMUNITY)=')"
+# A simulated printer that speaks IPP: CUPS's ippeveprinter (see
+# deploy/dev/README.md), state changed by printing STATE: lines or through
+# its /supplies and /media web forms.
+deploy/dev/ippbed.sh start </dev/null >/dev/null
+eval "$(deploy/dev/ippbed.sh env | grep -E '^PW_IPP_(DIR|PORT|URL|WEB)=')"
 
 # --- build ----------------------------------------------------------------
 echo "building printwatch (cargo build --bins)…" >&2
@@ -113,6 +118,14 @@ location = "Lab (snmpd on 127.0.0.1:$PW_SNMP_PORT)"
 serial = "C6020-SNMP-0001"
 mail_address = "printer5@$PW_MAIL_DOMAIN"
 source = "snmp://127.0.0.1:$PW_SNMP_PORT?community=$PW_SNMP_COMMUNITY"
+
+[[devices]]
+id = "ipp-lab"
+name = "IPP lab printer"
+location = "Lab (ippeveprinter on 127.0.0.1:$PW_IPP_PORT)"
+serial = "C6020-IPP-0001"
+mail_address = "ipp-lab@$PW_MAIL_DOMAIN"
+source = "$PW_IPP_URL"
 CONF
 i=0
 for spec in "lobby-1|Lobby printer|Building A, 1F lobby|100" \
@@ -176,6 +189,7 @@ cat <<EOF
 printwatch is running.
   NATS           $nats_url (state in ${PW_NATS_DIR:-/tmp/pw-nats})
   snmpd          udp 127.0.0.1:$PW_SNMP_PORT, data $PW_SNMP_DIR/printer.data
+  ippeveprinter  $PW_IPP_URL (web forms $PW_IPP_WEB)
   mail bed       SMTP 127.0.0.1:$PW_SMTP_PORT, submission $PW_SUBMISSION_PORT, IMAP $PW_IMAP_PORT, POP3 $PW_POP3_PORT (state in $PW_MAIL_DIR)
   agent          http://127.0.0.1:$AGENT_PORT, log $DEV_DIR/printwatch-agent.log
   notifier       log $DEV_DIR/printwatch-notifier.log; alerts go to alice@ and bob@$PW_MAIL_DOMAIN
@@ -192,6 +206,10 @@ Try:
   # snmp-lab is read over SNMP; change what it reports (toner 5 %):
   sed -i 's/^\(.1.3.6.1.2.1.43.11.1.1.9.1.1\) integer .*/\1 integer 5/' $PW_SNMP_DIR/printer.data
   printwatch status snmp-lab
+  # ipp-lab is read over IPP; jam it and clear it again:
+  printf 'STATE: +media-jam\n' >/tmp/jam.txt && deploy/dev/ippbed.sh print /tmp/jam.txt
+  printf 'STATE: -media-jam\n' >/tmp/ok.txt && deploy/dev/ippbed.sh print /tmp/ok.txt
+  curl -s '${PW_IPP_WEB}supplies?supply0=25&supply1=3' >/dev/null   # black toner at 3 %
   # the alert mails (IMAP 127.0.0.1:$PW_IMAP_PORT, user alice, password secret-alice):
   ls $PW_MAIL_DIR/mail/$PW_MAIL_DOMAIN/alice/Maildir/new
   # ask lobby-1 (printer1@) for its status; the reply lands in alice's mailbox:
