@@ -513,7 +513,17 @@ pub struct IppSource {
     tls: IppTls,
     memory: Mutex<Memory>,
     timeout: Duration,
+    /// One HTTP client per printer, built at the first read and kept: it
+    /// holds the TLS settings and the kept-alive connection. (The `ipp`
+    /// crate's own client builds a new HTTP client — TLS roots and all —
+    /// for every request: some 30 times the CPU per read; see
+    /// `tests/benches/ipp_read.rs`.)
+    http: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
+
+/// The largest Get-Printer-Attributes answer read; a printer's is a few
+/// tens of KiB.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// Why one request failed.
 enum Failure {
@@ -550,6 +560,7 @@ impl IppSource {
             tls: IppTls::default(),
             memory: Mutex::new(Memory::default()),
             timeout: REQUEST_TIMEOUT,
+            http: std::sync::OnceLock::new(),
         }
     }
 
@@ -608,24 +619,50 @@ impl IppSource {
             .attributes(REQUESTED)
             .build()
             .map_err(|e| Failure::Final(format!("cannot build the request ({e})")))?;
-        let mut builder = AsyncIppClient::builder(uri).request_timeout(self.timeout);
-        for ca in &self.tls.ca_certs {
-            builder = builder.ca_cert(ca);
-        }
-        let client = builder.ignore_tls_errors(self.tls.skip_verify).build();
-        let resp = client.send(op).await.map_err(|e| match e {
-            IppError::RequestError(code) if (400..500).contains(&code) => Failure::Final(format!(
+        let client = self
+            .http
+            .get_or_init(|| self.build_http())
+            .as_ref()
+            .map_err(|e| Failure::Final(e.clone()))?;
+        let body = IppRequestResponse::from(op).to_bytes();
+        let mut answer = client
+            .post(http_url(&uri))
+            .timeout(self.timeout)
+            .header("content-type", "application/ipp")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(root_cause(&e)))?;
+        let code = answer.status().as_u16();
+        if (400..500).contains(&code) {
+            return Err(Failure::Final(format!(
                 "the server answered HTTP {code} (is it an IPP printer, and the path right?)"
-            )),
-            IppError::RequestError(code) => {
-                Failure::Transient(format!("the server answered HTTP {code}"))
+            )));
+        } else if !answer.status().is_success() {
+            return Err(Failure::Transient(format!(
+                "the server answered HTTP {code}"
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = answer
+            .chunk()
+            .await
+            .map_err(|e| Failure::Transient(root_cause(&e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Failure::Final(format!(
+                    "the answer is larger than {} MiB",
+                    MAX_ANSWER_BYTES >> 20
+                )));
             }
-            IppError::StatusError(s) => Failure::Final(format!("IPP status {}", status_keyword(s))),
-            IppError::ParseError(e) => {
-                Failure::Final(format!("the answer is not a valid IPP response ({e})"))
-            }
-            other => Failure::Transient(root_cause(&other)),
-        })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let resp =
+            ipp::parser::IppParser::new(ipp::reader::IppReader::new(std::io::Cursor::new(bytes)))
+                .parse()
+                .map_err(|e| {
+                    Failure::Final(format!("the answer is not a valid IPP response ({e})"))
+                })?;
         let status = resp.header().status_code();
         let mut attrs = Attrs::new();
         let mut message = String::new();
@@ -657,6 +694,32 @@ impl IppSource {
             )));
         }
         Ok(attrs)
+    }
+
+    /// The HTTP client for this printer: its CA certificates (every one in
+    /// the PEM file) and whether to verify at all.
+    fn build_http(&self) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.timeout)
+            // One printer, one connection kept alive between reads.
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("printwatch-agent/", env!("CARGO_PKG_VERSION")));
+        for ca in &self.tls.ca_certs {
+            let certs = reqwest::Certificate::from_pem_bundle(ca)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .or_else(|| reqwest::Certificate::from_der(ca).ok().map(|c| vec![c]))
+                .ok_or("the CA file holds no PEM or DER certificate")?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if self.tls.skip_verify {
+            builder = builder
+                .tls_danger_accept_invalid_certs(true)
+                .tls_danger_accept_invalid_hostnames(true);
+        }
+        builder
+            .build()
+            .map_err(|e| format!("cannot set up HTTP/TLS: {}", root_cause(&e)))
     }
 
     /// Maps the printer's attributes into a reading (no network).
@@ -836,6 +899,19 @@ fn status_keyword(status: StatusCode) -> String {
 
 /// The innermost message of an error chain ("Connection refused (os error
 /// 111)" rather than "error sending request for url (…)").
+/// The HTTP(S) URL an IPP URI posts to (RFC 8010 §3.4: `ipp` is HTTP on
+/// port 631 by default, `ipps` HTTPS).
+fn http_url(uri: &Uri) -> String {
+    let scheme = match uri.scheme_str() {
+        Some("ipps" | "https") => "https",
+        _ => "http",
+    };
+    let host = uri.host().unwrap_or("localhost");
+    let port = uri.port_u16().unwrap_or(631);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{scheme}://{host}:{port}{path}")
+}
+
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
@@ -912,6 +988,24 @@ mod tests {
             vec![text("https://localhost:8631/")],
         );
         a
+    }
+
+    #[test]
+    fn ipp_uris_post_to_http_on_port_631_by_default() {
+        let url = |u: &str| http_url(&u.parse().unwrap());
+        assert_eq!(
+            url("ipp://printer.test/ipp/print"),
+            "http://printer.test:631/ipp/print"
+        );
+        assert_eq!(
+            url("ipps://printer.test:8443/ipp"),
+            "https://printer.test:8443/ipp"
+        );
+        assert_eq!(
+            url("ipp://[2001:db8::7]/ipp/print"),
+            "http://[2001:db8::7]:631/ipp/print"
+        );
+        assert_eq!(url("ipp://10.0.0.5"), "http://10.0.0.5:631/");
     }
 
     #[test]
