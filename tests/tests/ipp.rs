@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use printwatch_events::{AlertItem, TransitionKind};
-use printwatch_proto::v1::{DeviceState, DeviceStatus, GetDeviceStatusRequest, ListDevicesRequest};
+use printwatch_proto::v1::{DeviceState, DeviceStatus, GetDeviceStatusRequest};
 use printwatch_testing::agent::{AgentFixture, StoredEvent};
 use printwatch_testing::ipp::IppBed;
 
@@ -43,20 +43,9 @@ async fn status(fx: &AgentFixture) -> DeviceStatus {
 
 /// Waits for the first reading with supplies (the printer answered).
 async fn first_reading(fx: &AgentFixture) -> DeviceStatus {
-    fx.wait_until_read("i1", WAIT).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = status(fx).await;
-        if s.read_at.is_some() && s.error.is_empty() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no reading: {s:?}\n{}",
-            fx.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fx.wait_for_device("i1", WAIT, |s| s.read_at.is_some() && s.error.is_empty())
+        .await
+        .unwrap()
 }
 
 /// Waits for `total` events, checks that nothing more comes for a while,
@@ -322,30 +311,15 @@ async fn ipp_a_printer_that_stops_answering_reports_why_and_is_read_again_when_b
     let bed = IppBed::private().unwrap();
     let fx = AgentFixture::start(&config(&bed)).await.unwrap();
     first_reading(&fx).await;
-    let mut client = fx.client().await.unwrap();
-    let mut device = async || {
-        client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .devices[0]
-            .clone()
-    };
 
     bed.stop().unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = device().await;
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(s.error.contains(&bed.url()), "{}", s.error);
-            assert!(s.error.contains("did not answer"), "{}", s.error);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no error: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("i1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(s.error.contains(&bed.url()), "{}", s.error);
+    assert!(s.error.contains("did not answer"), "{}", s.error);
     let occurred = settled(&fx, 1, 0).await;
     assert_eq!(
         (occurred[0].event.item, occurred[0].event.transition),
@@ -353,16 +327,11 @@ async fn ipp_a_printer_that_stops_answering_reports_why_and_is_read_again_when_b
     );
 
     bed.start().unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = device().await;
-        if s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Ready);
-            break;
-        }
-        assert!(Instant::now() < deadline, "still failing: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("i1", WAIT, |s| s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Ready);
     let recovered = settled(&fx, 2, 1).await;
     assert_eq!(
         (recovered[0].event.item, recovered[0].event.transition),
@@ -469,29 +438,17 @@ async fn ipps_with_the_printers_certificate_reads_and_without_it_says_why() {
 
     // The system's roots only: unreachable, saying it is the certificate.
     let fx = AgentFixture::start(&tls_config(&bed, "")).await.unwrap();
-    let mut client = fx.client().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .devices[0]
-            .clone();
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(s.error.contains(&bed.tls_url()), "{}", s.error);
-            assert!(
-                s.error.to_lowercase().contains("certificate"),
-                "{}",
-                s.error
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no error: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("i1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(s.error.contains(&bed.tls_url()), "{}", s.error);
+    assert!(
+        s.error.to_lowercase().contains("certificate"),
+        "{}",
+        s.error
+    );
 }
 
 #[tokio::test]
@@ -501,29 +458,13 @@ async fn ipp_a_wrong_printer_path_is_a_clear_per_device_error() {
     let fx = AgentFixture::start(&config(&bed).replace(&bed.url(), &wrong))
         .await
         .unwrap();
-    let mut client = fx.client().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .devices[0]
-            .clone();
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(s.error.contains(&wrong), "{}", s.error);
-            assert!(s.error.contains("client-error-not-found"), "{}", s.error);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no error: {s:?}\n{}",
-            fx.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("i1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(s.error.contains(&wrong), "{}", s.error);
+    assert!(s.error.contains("client-error-not-found"), "{}", s.error);
 }
 
 #[tokio::test]

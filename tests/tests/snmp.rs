@@ -2,10 +2,10 @@
 //! test (`deploy/dev/snmpbed.sh` with its own folder and port) serving
 //! Printer-MIB data that the test rewrites.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use printwatch_events::{AlertItem, TransitionKind};
-use printwatch_proto::v1::{DeviceState, GetDeviceStatusRequest, ListDevicesRequest};
+use printwatch_proto::v1::{DeviceState, DeviceStatus, GetDeviceStatusRequest};
 use printwatch_testing::agent::{AgentFixture, StoredEvent};
 use printwatch_testing::snmp::SnmpBed;
 
@@ -48,6 +48,17 @@ source = "{url}"
     )
 }
 
+/// The device's status once the agent has read its supplies.
+async fn read_with_supplies(fx: &AgentFixture, bed: &SnmpBed) -> DeviceStatus {
+    match fx
+        .wait_for_device("s1", WAIT, |s| !s.supplies.is_empty())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => panic!("no SNMP reading: {e}\n{}", bed.logs()),
+    }
+}
+
 fn of(events: &[StoredEvent], item: AlertItem, t: TransitionKind) -> Vec<&StoredEvent> {
     events
         .iter()
@@ -63,27 +74,8 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
     assert_eq!(status.source, "snmp");
 
     // Wait for a first successful reading of the normal printer.
-    let deadline = Instant::now() + WAIT;
     let mut client = fx.client().await.unwrap();
-    let status = loop {
-        let s = client
-            .get_device_status(GetDeviceStatusRequest {
-                device_id: "s1".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        if !s.supplies.is_empty() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no SNMP reading: {s:?}\n{}\n{}",
-            fx.agent.log(),
-            bed.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = read_with_supplies(&fx, &bed).await;
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
     assert!(fx.events().await.unwrap().is_empty());
     let toner = &status.supplies[0];
@@ -203,34 +195,19 @@ async fn a_wrong_community_is_a_clear_per_device_error_not_a_crash() {
     let bed = SnmpBed::private().unwrap();
     let text = config(&bed).replace(&bed.url(), &format!("{}?community=s3cret-wrong", bed.url()));
     let fx = AgentFixture::start(&text).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    let mut client = fx.client().await.unwrap();
-    loop {
-        // A device never read answers GetDeviceStatus with "not read yet";
-        // ListDevices shows the read error.
-        let list = client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let s = list.devices[0].clone();
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(
-                s.error.contains("wrong community or unreachable"),
-                "{}",
-                s.error
-            );
-            assert!(!s.error.contains("s3cret"), "{}", s.error);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no error reported: {s:?}\n{}",
-            fx.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // A device never read answers GetDeviceStatus with "not read yet";
+    // ListDevices shows the read error.
+    let s = fx
+        .wait_for_device("s1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(
+        s.error.contains("wrong community or unreachable"),
+        "{}",
+        s.error
+    );
+    assert!(!s.error.contains("s3cret"), "{}", s.error);
     assert!(fx.events().await.unwrap().is_empty());
 }
 
@@ -239,29 +216,14 @@ async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back()
     let bed = SnmpBed::private().unwrap();
     let fx = AgentFixture::start(&config(&bed)).await.unwrap();
     fx.wait_until_read("s1", WAIT).await.unwrap();
-    let mut client = fx.client().await.unwrap();
-    let mut device = async || {
-        client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .devices[0]
-            .clone()
-    };
 
     bed.stop().unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = device().await;
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(s.error.contains(&bed.url()[7..]), "{}", s.error);
-            break;
-        }
-        assert!(Instant::now() < deadline, "no error: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("s1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(s.error.contains(&bed.url()[7..]), "{}", s.error);
     // After [agent] unreachable_after (3) failed reads it is declared
     // unreachable: one unit_connection_error, however long it stays silent.
     let occurred = settled(&fx, 1, 0).await;
@@ -278,7 +240,7 @@ async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back()
         "{}",
         occurred[0].event.event.detail
     );
-    let s = device().await;
+    let s = fx.wait_for_device("s1", WAIT, |_| true).await.unwrap();
     assert!(
         s.conditions
             .iter()
@@ -287,16 +249,11 @@ async fn a_device_that_stops_answering_reports_why_and_is_read_again_when_back()
     );
 
     bed.start().unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let s = device().await;
-        if s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Ready);
-            break;
-        }
-        assert!(Instant::now() < deadline, "still failing: {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let s = fx
+        .wait_for_device("s1", WAIT, |s| s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Ready);
     // Its reading recovers the condition: one recovered event.
     let recovered = settled(&fx, 2, 1).await;
     assert_eq!(
@@ -446,29 +403,7 @@ async fn snmpv3_auth_priv_reads_supplies_and_a_wrong_password_is_a_clear_error()
     let fx = AgentFixture::start(&v3_config(&bed, &v3_auth_password()))
         .await
         .unwrap();
-    let mut client = fx.client().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        // "Not read yet" until the first reading.
-        let s = client
-            .get_device_status(GetDeviceStatusRequest {
-                device_id: "s1".into(),
-            })
-            .await
-            .map(|r| r.into_inner());
-        if let Ok(s) = &s
-            && !s.supplies.is_empty()
-        {
-            break s.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no SNMPv3 reading: {s:?}\n{}\n{}",
-            fx.agent.log(),
-            bed.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = read_with_supplies(&fx, &bed).await;
     let toner = &status.supplies[0];
     assert_eq!(
         (toner.name.as_str(), toner.level_percent),
@@ -479,40 +414,24 @@ async fn snmpv3_auth_priv_reads_supplies_and_a_wrong_password_is_a_clear_error()
         status.protocols.clone().unwrap().host_name,
         "printwatch-snmpbed"
     );
-    drop(client);
     drop(fx);
 
     let wrong = "wrong-auth-s3cret";
     let fx = AgentFixture::start(&v3_config(&bed, wrong)).await.unwrap();
-    let mut client = fx.client().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let list = client
-            .list_devices(ListDevicesRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let s = list.devices[0].clone();
-        if !s.error.is_empty() {
-            assert_eq!(s.state(), DeviceState::Unreachable);
-            assert!(
-                s.error
-                    .contains("SNMPv3 authentication failed for user pwsha256"),
-                "{}",
-                s.error
-            );
-            assert!(!s.error.contains(wrong), "{}", s.error);
-            assert!(!s.error.contains(&v3_priv_password()), "{}", s.error);
-            assert!(!fx.agent.log().contains(wrong), "{}", fx.agent.log());
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no error reported: {s:?}\n{}",
-            fx.agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let s = fx
+        .wait_for_device("s1", WAIT, |s| !s.error.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(s.state(), DeviceState::Unreachable);
+    assert!(
+        s.error
+            .contains("SNMPv3 authentication failed for user pwsha256"),
+        "{}",
+        s.error
+    );
+    assert!(!s.error.contains(wrong), "{}", s.error);
+    assert!(!s.error.contains(&v3_priv_password()), "{}", s.error);
+    assert!(!fx.agent.log().contains(wrong), "{}", fx.agent.log());
     assert!(fx.events().await.unwrap().is_empty());
 }
 
@@ -540,27 +459,7 @@ threshold_percent = 80
     );
     let mut fx = AgentFixture::start(&text).await.unwrap();
     let mut client = fx.client().await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        let s = client
-            .get_device_status(GetDeviceStatusRequest {
-                device_id: "s1".into(),
-            })
-            .await
-            .map(|r| r.into_inner());
-        if let Ok(s) = &s
-            && !s.supplies.is_empty()
-        {
-            break s.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no SNMP reading: {s:?}\n{}\n{}",
-            fx.agent.log(),
-            bed.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = read_with_supplies(&fx, &bed).await;
     // Colour from prtMarkerColorantValue; the drum has no colorant.
     let colours: Vec<_> = status
         .supplies

@@ -189,6 +189,43 @@ log_level = "info,printwatch_agent=debug"
         }
     }
 
+    /// Waits until `device`'s status — as `ListDevices` shows it, so also
+    /// for a device never read, with its read error — satisfies `until`,
+    /// and returns that status. On timeout the error holds the last status
+    /// and the agent's log.
+    pub async fn wait_for_device(
+        &self,
+        device: &str,
+        timeout: Duration,
+        until: impl Fn(&DeviceStatus) -> bool,
+    ) -> anyhow::Result<DeviceStatus> {
+        let deadline = Instant::now() + timeout;
+        let mut client = self.client().await?;
+        loop {
+            let list = client
+                .list_devices(printwatch_proto::v1::ListDevicesRequest {})
+                .await
+                .context("ListDevices")?
+                .into_inner();
+            let status = list
+                .devices
+                .into_iter()
+                .find(|d| d.device.as_ref().is_some_and(|i| i.id == device));
+            if let Some(s) = &status
+                && until(s)
+            {
+                return Ok(s.clone());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{device} did not reach the awaited state within {timeout:?}: {status:?}\nagent log:\n{}",
+                    self.agent.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A JetStream context on the test's nats-server.
     pub async fn jetstream(&self) -> anyhow::Result<jetstream::Context> {
         Ok(jetstream::new(self.nats.client().await?))
