@@ -21,7 +21,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -82,44 +81,23 @@ impl IppBed {
 
     /// `deploy/dev/ippbed.sh` of this repository (or `$PW_IPPBED_SCRIPT`).
     pub fn script_path() -> PathBuf {
-        if let Some(p) = std::env::var_os("PW_IPPBED_SCRIPT").filter(|v| !v.is_empty()) {
-            return PathBuf::from(p);
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("..")
-            .join("deploy")
-            .join("dev")
-            .join("ippbed.sh")
+        crate::process::dev_script("ippbed.sh", "PW_IPPBED_SCRIPT")
     }
 
     fn script(&self, args: &[&str]) -> Result<()> {
-        let script = Self::script_path();
-        let mut cmd = Command::new("bash");
-        cmd.arg(&script)
-            .args(args)
-            .env("PW_IPP_DIR", &self.dir)
-            .env("PW_IPP_PORT", self.port.to_string())
-            .env(
+        let env = [
+            ("PW_IPP_DIR", self.dir.display().to_string()),
+            ("PW_IPP_PORT", self.port.to_string()),
+            (
                 "PW_IPP_ATTRS",
-                self.attrs.as_deref().unwrap_or(Path::new("")),
-            )
-            .stdin(Stdio::null());
-        let out = cmd
-            .output()
-            .with_context(|| format!("running {} {args:?}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} {args:?} (dir {}, port {}) failed ({}):\n{}{}",
-                script.display(),
-                self.dir.display(),
-                self.port,
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
+                self.attrs
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ];
+        let what = format!("dir {}, port {}", self.dir.display(), self.port);
+        crate::process::run_bed_script(&Self::script_path(), args, &env, &what).map(|_| ())
     }
 
     /// Stops the printer (it stops answering); [`IppBed::start`] brings it

@@ -30,7 +30,6 @@ mod stream;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,22 +104,7 @@ impl MailBed {
         {
             return Ok(bed);
         }
-        let script = Self::script_path();
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {} start", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} start failed ({}):\n{}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        crate::process::run_bed_script(&Self::script_path(), &["start"], &[], "the mail bed")?;
         let bed = MailBed::from_env_file(&env_file)?;
         if !bed.answers() {
             bail!(
@@ -183,15 +167,7 @@ impl MailBed {
 
     /// `deploy/dev/mailbed.sh` of this repository (or `$PW_MAILBED_SCRIPT`).
     pub fn script_path() -> PathBuf {
-        if let Some(p) = std::env::var_os("PW_MAILBED_SCRIPT").filter(|v| !v.is_empty()) {
-            return PathBuf::from(p);
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("..")
-            .join("deploy")
-            .join("dev")
-            .join("mailbed.sh")
+        crate::process::dev_script("mailbed.sh", "PW_MAILBED_SCRIPT")
     }
 
     /// True if the SMTP and IMAPS ports accept TCP connections.

@@ -26,6 +26,48 @@ pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// `deploy/dev/<name>` of this repository, or the path in the environment
+/// variable `override_var` when it is set (a bed script kept elsewhere).
+pub fn dev_script(name: &str, override_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(override_var).filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("deploy")
+        .join("dev")
+        .join(name)
+}
+
+/// Runs a test-bed script (`bash SCRIPT ARGS…` with `env` added) to
+/// completion; a failure carries `what` (which bed), the
+/// exit status and the script's output.
+pub fn run_bed_script(
+    script: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    what: &str,
+) -> anyhow::Result<Output> {
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {} {args:?}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {args:?} ({what}) failed ({}):\n{}{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
 /// Runs a workspace binary to completion with `args`, returning its output.
 pub fn run_bin(name: &str, args: &[&str]) -> anyhow::Result<Output> {
     Command::new(workspace_bin(name)?)

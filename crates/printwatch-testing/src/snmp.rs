@@ -18,7 +18,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
@@ -100,15 +100,7 @@ impl SnmpBed {
 
     /// `deploy/dev/snmpbed.sh` of this repository (or `$PW_SNMPBED_SCRIPT`).
     pub fn script_path() -> PathBuf {
-        if let Some(p) = std::env::var_os("PW_SNMPBED_SCRIPT").filter(|v| !v.is_empty()) {
-            return PathBuf::from(p);
-        }
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("..")
-            .join("deploy")
-            .join("dev")
-            .join("snmpbed.sh")
+        crate::process::dev_script("snmpbed.sh", "PW_SNMPBED_SCRIPT")
     }
 
     /// The template data file every bed starts from.
@@ -126,36 +118,21 @@ impl SnmpBed {
     }
 
     fn script(&self, action: &str) -> Result<()> {
-        let script = Self::script_path();
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(action)
-            .env("PW_SNMP_DIR", &self.dir)
-            .env("PW_SNMP_PORT", self.port.to_string())
-            .env("PW_SNMP_COMMUNITY", &self.community)
-            .env(
+        let env = [
+            ("PW_SNMP_DIR", self.dir.display().to_string()),
+            ("PW_SNMP_PORT", self.port.to_string()),
+            ("PW_SNMP_COMMUNITY", self.community.clone()),
+            (
                 "PW_SNMP_EXTRA_PORTS",
                 self.extra_ports
                     .iter()
                     .map(u16::to_string)
                     .collect::<Vec<_>>()
                     .join(" "),
-            )
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {} {action}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} {action} (dir {}, port {}) failed ({}):\n{}{}",
-                script.display(),
-                self.dir.display(),
-                self.port,
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
+            ),
+        ];
+        let what = format!("dir {}, port {}", self.dir.display(), self.port);
+        crate::process::run_bed_script(&Self::script_path(), &[action], &env, &what).map(|_| ())
     }
 
     /// Stops this bed's snmpd (the device stops answering); [`SnmpBed::start`]
