@@ -125,15 +125,8 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
     let normal = bed.data().unwrap();
     bed.set(TONER_LEVEL, "integer", "10").unwrap();
     add_jam_alert(&bed);
-    let events = fx.wait_for_events(2, WAIT).await.unwrap();
-    // Give the agent a few more polls to show nothing else comes.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = {
-        let again = fx.events().await.unwrap();
-        assert_eq!(again.len(), events.len(), "{again:?}");
-        again
-    };
-    assert_eq!(events.len(), 2, "{events:?}");
+    // Two events, and a few more polls show nothing else comes.
+    let events = settled(&fx, 2, 0).await;
     let low = of(&events, AlertItem::TonerLowLevel, TransitionKind::Occurred);
     assert_eq!(low.len(), 1, "{events:?}");
     assert_eq!(
@@ -168,10 +161,7 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
 
     // Back to normal: one recovered event each.
     bed.write_data(&normal).unwrap();
-    fx.wait_for_events(4, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = fx.events().await.unwrap();
-    assert_eq!(events.len(), 4, "{events:?}");
+    let events = settled(&fx, 4, 0).await;
     for item in [AlertItem::TonerLowLevel, AlertItem::PaperJam] {
         assert_eq!(
             of(&events, item, TransitionKind::Recovered).len(),
@@ -506,10 +496,7 @@ threshold_percent = 80
     bed.write_data(&data).unwrap();
     // Storage and vendor flag occur; the firmware update occurs and, one
     // read later, recovers.
-    fx.wait_for_events(4, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = fx.events().await.unwrap();
-    assert_eq!(events.len(), 4, "{events:?}");
+    let events = settled(&fx, 4, 0).await;
     let storage = of(
         &events,
         AlertItem::StorageAlmostFull,
@@ -546,10 +533,7 @@ threshold_percent = 80
         data = printwatch_testing::snmp::with_value(&data, oid, "integer", value);
     }
     bed.write_data(&data).unwrap();
-    fx.wait_for_events(6, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = fx.events().await.unwrap();
-    assert_eq!(events.len(), 6, "{events:?}");
+    let events = settled(&fx, 6, 0).await;
     for item in [AlertItem::StorageAlmostFull, AlertItem::ProxyAuthError] {
         assert_eq!(
             of(&events, item, TransitionKind::Recovered).len(),
@@ -578,10 +562,7 @@ threshold_percent = 80
     );
     bed.write_data(&data).unwrap();
     fx.agent.restart().unwrap();
-    fx.wait_for_events(8, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let events = fx.events().await.unwrap();
-    assert_eq!(events.len(), 8, "{events:?}");
+    let events = settled(&fx, 8, 0).await;
     let firmware = of(&events, AlertItem::FirmwareUpdate, TransitionKind::Occurred);
     assert_eq!(firmware.len(), 2, "{events:?}");
     assert_eq!(
