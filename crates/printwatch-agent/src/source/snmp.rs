@@ -1254,6 +1254,72 @@ mod tests {
         assert!(!low(&at(-2)));
     }
 
+    /// Whatever a broken or hostile agent sends — any type in any column,
+    /// extreme numbers, odd indexes, huge or empty strings — a reading
+    /// comes out and nothing panics.
+    #[test]
+    fn garbage_from_the_device_never_panics() {
+        // A small deterministic generator (xorshift), so a failure repeats.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut value = |r: u64| match r % 9 {
+            0 => Val::Int(i64::MIN),
+            1 => Val::Int(i64::MAX),
+            2 => Val::Int((r % 7) as i64 - 3),
+            3 => Val::Int((r >> 8) as i64 % 100_000),
+            4 => Val::Bytes(Vec::new()),
+            5 => Val::Bytes((0..(r % 300)).map(|i| (i * 37 + r) as u8).collect()),
+            6 => Val::Oid(vec![1, 3, 6, 1, 2, 1, 25, 2, 1, r % 12]),
+            7 => Val::Oid(Vec::new()),
+            _ => Val::Other,
+        };
+        let mut vendor = mapping::VendorMap::new();
+        vendor.insert_oid("1.3.6.1.4.1.367", AlertItem::ServiceCall);
+        let src = source().with_vendor_map(vendor);
+        for _ in 0..300 {
+            let mut table_of = |entry: &[u64], columns: u64| {
+                let rows = (0..(next() % 12))
+                    .map(|_| {
+                        let mut oid = entry.to_vec();
+                        oid.push(next() % columns);
+                        for _ in 0..(next() % 4) {
+                            oid.push(next() % 5);
+                        }
+                        (oid, value(next()))
+                    })
+                    .collect();
+                table(rows, entry)
+            };
+            let w = Walked {
+                sys_name: String::from_utf8_lossy(&[0xff, 0, b'a']).into_owned(),
+                alerts: table_of(PRT_ALERT_ENTRY, 10),
+                supplies: table_of(PRT_SUPPLIES_ENTRY, 10),
+                inputs: table_of(PRT_INPUT_ENTRY, 20),
+                covers: table_of(PRT_COVER_ENTRY, 4),
+                devices: table_of(HR_DEVICE_ENTRY, 7),
+                printers: table_of(HR_PRINTER_ENTRY, 3),
+                storage: table_of(HR_STORAGE_ENTRY, 8),
+                colorants: (0..(next() % 3))
+                    .map(|_| (vec![1, next() % 3], "x".repeat((next() % 50) as usize)))
+                    .collect(),
+                firmware: String::new(),
+                vendor: (0..(next() % 3))
+                    .map(|_| (vec![1, 3, 6, 1, 4, 1, 367, next() % 3], value(next())))
+                    .collect(),
+                ..Walked::default()
+            };
+            let r = src.reading(&w);
+            for s in &r.supplies {
+                assert!((-1..=100).contains(&s.level_percent), "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn printer_down_without_an_error_is_a_service_call() {
         let w = Walked {
