@@ -1267,7 +1267,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut value = |r: u64| match r % 9 {
+        let value = |r: u64| match r % 9 {
             0 => Val::Int(i64::MIN),
             1 => Val::Int(i64::MAX),
             2 => Val::Int((r % 7) as i64 - 3),
