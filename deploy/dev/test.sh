@@ -12,6 +12,10 @@ pw_require_rust
 pw_apt_install nats-server ca-certificates
 # The IPP test bed (deploy/dev/ippbed.sh): ippeveprinter, ipptool, a private D-Bus bus.
 pw_apt_install cups-ipp-utils dbus
+# The SNMP test bed (deploy/dev/snmpbed.sh): snmpd, the snmp tools, the
+# pass_persist helper's python3. Installed here, once, because the tests
+# start their beds in parallel and apt takes one at a time.
+pw_apt_install snmpd snmp python3
 
 started_mail=0
 if ! deploy/dev/mailbed.sh status >/dev/null 2>&1; then
