@@ -917,22 +917,13 @@ impl FirmwareWatch {
 /// is non-zero; an instance below a configured OID matches it too) or an IPP
 /// keyword → item. This is how the items without a standard signal
 /// (`proxy_auth_error`, `access_attack`, …) can come from a real device.
+/// The config (`printwatch_config::vendor`) checks and classifies the keys;
+/// the agent fills the map with [`VendorMap::insert_oid`] and
+/// [`VendorMap::insert_ipp_keyword`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VendorMap {
     oids: BTreeMap<String, AlertItem>,
     keywords: BTreeMap<String, AlertItem>,
-}
-
-/// A vendor map entry that makes no sense.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VendorMapError {
-    #[error("vendor map `{key}`: {source}")]
-    Item {
-        key: String,
-        source: printwatch_events::UnknownItem,
-    },
-    #[error("vendor map: `{0}` is neither a numeric OID nor an IPP keyword")]
-    Key(String),
 }
 
 fn normalise_oid(oid: &str) -> Option<String> {
@@ -947,38 +938,6 @@ fn normalise_oid(oid: &str) -> Option<String> {
 impl VendorMap {
     pub fn new() -> VendorMap {
         VendorMap::default()
-    }
-
-    /// From config pairs `key = "item_key"`: a key starting with a digit or
-    /// `.` is an OID, otherwise an IPP keyword (stored suffix-stripped).
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<VendorMap, VendorMapError> {
-        let mut map = VendorMap::new();
-        for (k, v) in pairs {
-            let key = k.as_ref().trim();
-            let item: AlertItem = v
-                .as_ref()
-                .trim()
-                .parse()
-                .map_err(|e| VendorMapError::Item {
-                    key: key.to_owned(),
-                    source: e,
-                })?;
-            if key.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
-                let oid = normalise_oid(key).ok_or_else(|| VendorMapError::Key(key.to_owned()))?;
-                map.oids.insert(oid, item);
-            } else if !key.is_empty()
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            {
-                map.insert_ipp_keyword(key, item);
-            } else {
-                return Err(VendorMapError::Key(key.to_owned()));
-            }
-        }
-        Ok(map)
     }
 
     /// Maps `oid` (leading dot optional) to `item`; ignores a malformed OID.
@@ -1571,12 +1530,12 @@ mod tests {
 
     #[test]
     fn vendor_map_from_config() {
-        let vendor = VendorMap::from_pairs([
-            (".1.3.6.1.4.1.367.3.2.1.2.99", "proxy_auth_error"),
-            ("1.3.6.1.4.1.367.3.2.1.2.99.7", "access_attack"),
-            ("com.example-attack-detected-report", "access_attack"),
-        ])
-        .unwrap();
+        // As lib.rs builds it from [agent] / [devices] vendor_signals (the
+        // config has checked the keys).
+        let mut vendor = VendorMap::new();
+        vendor.insert_oid(".1.3.6.1.4.1.367.3.2.1.2.99", I::ProxyAuthError);
+        vendor.insert_oid("1.3.6.1.4.1.367.3.2.1.2.99.7", I::AccessAttack);
+        vendor.insert_ipp_keyword("com.example-attack-detected-report", I::AccessAttack);
         assert!(!vendor.is_empty());
         assert_eq!(vendor.oids().count(), 2);
         assert_eq!(
@@ -1612,16 +1571,6 @@ mod tests {
             Some(I::AccessAttack)
         );
 
-        let err = VendorMap::from_pairs([("1.3.6.1", "toner_emtpy")]).unwrap_err();
-        assert!(err.to_string().contains("toner_emtpy"), "{err}");
-        assert!(matches!(
-            VendorMap::from_pairs([("1.3..6", "access_attack")]),
-            Err(VendorMapError::Key(_))
-        ));
-        assert!(matches!(
-            VendorMap::from_pairs([("bad key!", "access_attack")]),
-            Err(VendorMapError::Key(_))
-        ));
         let mut m = VendorMap::new();
         m.insert_oid("garbage", I::AccessAttack);
         m.insert_oid(".1.2.3", I::AccessAttack);
