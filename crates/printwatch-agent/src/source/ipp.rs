@@ -627,7 +627,6 @@ impl IppSource {
         let body = IppRequestResponse::from(op).to_bytes();
         let mut answer = client
             .post(http_url(&uri))
-            .timeout(self.timeout)
             .header("content-type", "application/ipp")
             .body(body)
             .send()
@@ -699,8 +698,9 @@ impl IppSource {
     /// The HTTP client for this printer: its CA certificates (every one in
     /// the PEM file) and whether to verify at all.
     fn build_http(&self) -> Result<reqwest::Client, String> {
+        // No timeouts here: `fetch` bounds each whole request (connect, send,
+        // answer) by `self.timeout`.
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(self.timeout)
             // One printer, one connection kept alive between reads.
             .pool_max_idle_per_host(1)
             .user_agent(concat!("printwatch-agent/", env!("CARGO_PKG_VERSION")));
