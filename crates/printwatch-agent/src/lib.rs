@@ -117,14 +117,16 @@ impl Application {
                 DeviceSource::Snmp(snmp) => {
                     let mut protocols = configured_protocols(dev);
                     if dev.protocols.is_empty() {
-                        protocols.enabled_protocols = vec!["SNMPv1/v2c".to_owned()];
+                        let version = if snmp.v3.is_some() {
+                            "SNMPv3"
+                        } else {
+                            "SNMPv1/v2c"
+                        };
+                        protocols.enabled_protocols = vec![version.to_owned()];
                     }
                     if dev.host_name.is_none() {
                         // Until the device's sysName says otherwise.
                         protocols.host_name = snmp.host.clone();
-                    }
-                    if dev.protocols.is_empty() && snmp.v3.is_some() {
-                        protocols.enabled_protocols = vec!["SNMPv3".to_owned()];
                     }
                     let source = SnmpSource::new(
                         &dev.id,
