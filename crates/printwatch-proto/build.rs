@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with env!(): checkouts that share one target
+    // folder share this script's binary too, and a path baked in at compile
+    // time would make every checkout compile the first one's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         root.join("printwatch/v1/events.proto"),
         root.join("printwatch/v1/agent.proto"),
