@@ -180,20 +180,9 @@ async fn an_agent_killed_and_restarted_announces_only_what_changed_while_it_was_
         "{new:?}"
     );
 
-    let status = client_status(&fx, "p1").await;
+    let status = fx.status("p1").await.unwrap();
     let items: Vec<&str> = status.conditions.iter().map(|c| c.item.as_str()).collect();
     assert_eq!(items, vec!["cover_open", "tray_error"]);
-}
-
-async fn client_status(fx: &AgentFixture, device: &str) -> printwatch_proto::v1::DeviceStatus {
-    let mut client = fx.client().await.unwrap();
-    client
-        .get_device_status(GetDeviceStatusRequest {
-            device_id: device.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 #[tokio::test]
@@ -257,7 +246,7 @@ async fn toner_low_level_fires_once_below_the_threshold_and_recovers_once_above_
     assert_eq!(events[1].event.item, AlertItem::TonerLowLevel);
     assert_eq!(events[1].event.transition, TransitionKind::Recovered);
 
-    let status = client_status(&fx, "p2").await;
+    let status = fx.status("p2").await.unwrap();
     assert_eq!(status.supplies[0].level_percent, 90);
     // toner_low_level follows the level; it cannot be raised by hand.
     let err = client
@@ -360,7 +349,7 @@ async fn get_device_status_reports_identity_conditions_supplies_trays_and_protoc
         .unwrap();
     fx.wait_for_events(1, WAIT).await.unwrap();
 
-    let status = client_status(&fx, "p1").await;
+    let status = fx.status("p1").await.unwrap();
     let dev = status.device.clone().unwrap();
     assert_eq!(
         (dev.id.as_str(), dev.name.as_str(), dev.model.as_str()),
@@ -398,7 +387,7 @@ async fn get_device_status_reports_identity_conditions_supplies_trays_and_protoc
     assert_eq!(protocols.ipv4_addresses, vec!["192.0.2.10".to_owned()]);
 
     // The other device is untouched and ready.
-    let p2 = client_status(&fx, "p2").await;
+    let p2 = fx.status("p2").await.unwrap();
     assert_eq!(p2.state(), printwatch_proto::v1::DeviceState::Ready);
     assert!(p2.conditions.is_empty());
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use printwatch_events::{AlertItem, TransitionKind};
-use printwatch_proto::v1::{DeviceState, DeviceStatus, GetDeviceStatusRequest};
+use printwatch_proto::v1::{DeviceState, DeviceStatus};
 use printwatch_testing::agent::{AgentFixture, StoredEvent};
 use printwatch_testing::ipp::IppBed;
 
@@ -27,18 +27,6 @@ source = "{url}"
 "#,
         url = bed.url()
     )
-}
-
-async fn status(fx: &AgentFixture) -> DeviceStatus {
-    fx.client()
-        .await
-        .unwrap()
-        .get_device_status(GetDeviceStatusRequest {
-            device_id: "i1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// Waits for the first reading with supplies (the printer answered).
@@ -120,7 +108,7 @@ async fn ipp_every_ippeveprinter_reason_occurs_once_and_recovers_once() {
             "{reason}"
         );
         assert_eq!(occurred[0].event.event.detail, reason);
-        let s = status(&fx).await;
+        let s = fx.status("i1").await.unwrap();
         assert!(
             s.conditions.iter().any(|c| c.item == item.key()),
             "{reason}: {s:?}"
@@ -156,7 +144,7 @@ async fn ipp_every_ippeveprinter_reason_occurs_once_and_recovers_once() {
     // The printer took them (the agent saw the job through).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fx.events().await.unwrap().len(), total);
-    assert!(status(&fx).await.conditions.is_empty());
+    assert!(fx.status("i1").await.unwrap().conditions.is_empty());
     bed.remove_reasons(&unmapped).unwrap();
 }
 
@@ -214,7 +202,7 @@ async fn ipp_supplies_and_media_forms_raise_toner_and_paper_items() {
         detail(&occurred, AlertItem::TonerLowLevel),
         "Black Toner at 0% (below the selected level of 20%)"
     );
-    let s = status(&fx).await;
+    let s = fx.status("i1").await.unwrap();
     let black = s.supplies.iter().find(|x| x.name == "Black Toner").unwrap();
     assert_eq!(black.level_percent, 0);
 
@@ -237,7 +225,7 @@ async fn ipp_supplies_and_media_forms_raise_toner_and_paper_items() {
     );
     let d = &occurred[0].event.event.detail;
     assert!(d.contains("main: empty"), "{d}");
-    let s = status(&fx).await;
+    let s = fx.status("i1").await.unwrap();
     let main = s.trays.iter().find(|t| t.name == "main").unwrap();
     assert_eq!((main.level_percent, main.state.as_str()), (0, "empty"));
 
@@ -247,7 +235,7 @@ async fn ipp_supplies_and_media_forms_raise_toner_and_paper_items() {
         items(&recovered),
         vec![(AlertItem::PaperOut, TransitionKind::Recovered)]
     );
-    let s = status(&fx).await;
+    let s = fx.status("i1").await.unwrap();
     let main = s.trays.iter().find(|t| t.name == "main").unwrap();
     assert_eq!((main.level_percent, main.state.as_str()), (100, "ok"));
 }
@@ -338,7 +326,7 @@ async fn ipp_a_printer_that_stops_answering_reports_why_and_is_read_again_when_b
         (AlertItem::UnitConnectionError, TransitionKind::Recovered)
     );
     // Read again: the supplies are back.
-    assert_eq!(status(&fx).await.supplies.len(), 2);
+    assert_eq!(fx.status("i1").await.unwrap().supplies.len(), 2);
 }
 
 fn firmware_conf(version: &str) -> String {
@@ -394,7 +382,7 @@ async fn ipp_firmware_version_change_raises_firmware_update_once() {
         "{fw:?}"
     );
     assert_eq!(fw[0].2, "firmware changed from 1.00 to 1.01");
-    assert_eq!(status(&fx).await.firmware_version, "1.01");
+    assert_eq!(fx.status("i1").await.unwrap().firmware_version, "1.01");
 }
 
 fn tls_config(bed: &IppBed, ipp_table: &str) -> String {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use printwatch_events::{AlertItem, TransitionKind};
-use printwatch_proto::v1::{DeviceState, DeviceStatus, GetDeviceStatusRequest};
+use printwatch_proto::v1::{DeviceState, DeviceStatus};
 use printwatch_testing::agent::{AgentFixture, StoredEvent};
 use printwatch_testing::snmp::SnmpBed;
 
@@ -74,7 +74,6 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
     assert_eq!(status.source, "snmp");
 
     // Wait for a first successful reading of the normal printer.
-    let mut client = fx.client().await.unwrap();
     let status = read_with_supplies(&fx, &bed).await;
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
     assert!(fx.events().await.unwrap().is_empty());
@@ -149,13 +148,7 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
     let protocols = jam[0].event.event.protocols.clone().unwrap();
     assert_eq!(protocols.host_name, "printwatch-snmpbed");
 
-    let status = client
-        .get_device_status(GetDeviceStatusRequest {
-            device_id: "s1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let status = fx.status("s1").await.unwrap();
     assert_eq!(status.supplies[0].level_percent, 10);
     assert_eq!(status.conditions.len(), 2, "{:?}", status.conditions);
 
@@ -169,13 +162,7 @@ async fn snmp_toner_low_and_paper_jam_occur_once_and_recover_once() {
             "{item:?}: {events:?}"
         );
     }
-    let status = client
-        .get_device_status(GetDeviceStatusRequest {
-            device_id: "s1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let status = fx.status("s1").await.unwrap();
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
     assert_eq!(status.supplies[0].level_percent, 80);
 }
@@ -448,7 +435,6 @@ threshold_percent = 80
         config(&bed)
     );
     let mut fx = AgentFixture::start(&text).await.unwrap();
-    let mut client = fx.client().await.unwrap();
     let status = read_with_supplies(&fx, &bed).await;
     // Colour from prtMarkerColorantValue; the drum has no colorant.
     let colours: Vec<_> = status
@@ -541,13 +527,7 @@ threshold_percent = 80
             "{item:?}: {events:?}"
         );
     }
-    let status = client
-        .get_device_status(GetDeviceStatusRequest {
-            device_id: "s1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let status = fx.status("s1").await.unwrap();
     assert_eq!(status.firmware_version, "1.01");
     assert!(status.conditions.is_empty(), "{:?}", status.conditions);
 

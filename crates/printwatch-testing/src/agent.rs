@@ -160,6 +160,19 @@ log_level = "info,printwatch_agent=debug"
             .with_context(|| format!("connecting to the agent at {}", self.grpc_url))
     }
 
+    /// `device`'s status now (GetDeviceStatus); an error when the agent
+    /// has not read it yet or does not know it.
+    pub async fn status(&self, device: &str) -> anyhow::Result<DeviceStatus> {
+        let mut client = self.client().await?;
+        let status = client
+            .get_device_status(GetDeviceStatusRequest {
+                device_id: device.to_owned(),
+            })
+            .await
+            .with_context(|| format!("GetDeviceStatus({device})"))?;
+        Ok(status.into_inner())
+    }
+
     /// Waits until the agent has read `device` and returns its status.
     pub async fn wait_until_read(
         &self,
