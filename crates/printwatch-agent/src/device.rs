@@ -350,7 +350,7 @@ impl Worker {
             ),
         };
         crate::metrics::METRICS.read(label, started.elapsed());
-        let reading = match result {
+        let mut reading = match result {
             Ok(r) => r,
             Err(SourceError::NotReady(reason)) => {
                 tracing::debug!(device.id = %self.device_id, %reason, "device not ready");
@@ -390,12 +390,11 @@ impl Worker {
         // A new firmware version is an update for this one reading (no
         // standard signal says "firmware updated"; printer-signals.md).
         let known_firmware = record.firmware.last().map(str::to_owned);
-        let mut reported = reading.conditions.clone();
         if let Some((item, detail)) = record.firmware.observe(&reading.firmware_version) {
-            crate::source::mapping::merge_condition(&mut reported, item, &detail);
+            crate::source::mapping::merge_condition(&mut reading.conditions, item, &detail);
         }
         let queued = self
-            .reconcile(record, snapshot, &reported, &builder, now)
+            .reconcile(record, snapshot, &reading.conditions, &builder, now)
             .await;
         if queued == 0 && record.firmware.last() != known_firmware.as_deref() {
             // Remember the version even when nothing else changed.
